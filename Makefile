@@ -1,0 +1,31 @@
+# `make` builds the Cython kernels in place (as the original did); `make setup` also creates
+# .venv with the pinned dependencies. MXNET selects the MXNet wheel (mxnet-cu112 for CUDA).
+PYTHON ?= python3.11
+MXNET ?= mxnet==1.9.1
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: all setup build test demo clean
+
+all: build
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==24.0
+	$(PY) -m pip install -q -r requirements.txt "$(MXNET)"
+	touch $(STAMP)
+
+setup: $(STAMP) build
+
+build: $(STAMP)
+	$(PY) setup.py -q build_ext --inplace
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf build cxx/*.so cxx/*.c

@@ -1,0 +1,1 @@
+"""Data: the 68-point scheme, RecordIO data sets, heatmap codec, iterator and converters."""

@@ -1,0 +1,1 @@
+"""Evaluation: the NME protocol, metrics and plots."""

@@ -1,0 +1,50 @@
+"""Landmark error metrics: the one NME used by training validation and evaluation alike."""
+import numpy as np
+
+from data.landmarks import eye_centres
+
+
+def normalisers(gt_points, mode):
+    """Per-image normalising distance of (N, 68, 2) ground truth.
+
+    `eye`: distance between the eye centres (2D protocol);
+    `box`: sqrt(w * h) of the ground-truth bounding box (3D protocol).
+    """
+    gt = np.asarray(gt_points, dtype=np.float64)
+    if mode == 'eye':
+        left, right = eye_centres(gt)
+        return np.linalg.norm(left - right, axis=-1)
+    if mode == 'box':
+        size = gt.max(axis=-2) - gt.min(axis=-2)
+        return np.sqrt(size[..., 0] * size[..., 1])
+    raise ValueError('unknown NME normaliser %r; valid: box, eye' % (mode,))
+
+
+def point_errors(pred_points, gt_points, mode):
+    """(N, 68) point-to-point errors divided by each image's normaliser."""
+    pred = np.asarray(pred_points, dtype=np.float64)
+    gt = np.asarray(gt_points, dtype=np.float64)
+    dist = np.linalg.norm(pred - gt, axis=-1)
+    return dist / normalisers(gt, mode)[:, None]
+
+
+def nme(pred_points, gt_points, mode='eye'):
+    """Per-image normalised mean error (fraction, not percent), shape (N,)."""
+    return point_errors(pred_points, gt_points, mode).mean(axis=1)
+
+
+def ced(errors, max_error=0.10, steps=1000):
+    """Cumulative error distribution: (thresholds, fraction of images with error <= t)."""
+    errors = np.sort(np.asarray(errors, dtype=np.float64))
+    thresholds = np.linspace(0.0, max_error, steps + 1)
+    return thresholds, np.searchsorted(errors, thresholds, side='right') / max(len(errors), 1)
+
+
+def auc(errors, max_error):
+    """Area under the CED curve up to `max_error`, normalised to [0, 1]."""
+    thresholds, fraction = ced(errors, max_error)
+    return float(np.trapz(fraction, thresholds) / max_error)
+
+
+def failure_rate(errors, threshold):
+    return float(np.mean(np.asarray(errors) > threshold))

@@ -1,0 +1,9 @@
+"""Network builders: stacked Hourglass and SAT heatmap networks with pluggable blocks."""
+from .blocks import BLOCKS, get_block
+from .gluon import get_gluon_net
+from .heatmap_net import build, heatmap_output
+from .init import initializer
+from .zoo import MODELS, get_config, get_symbol, list_models
+
+__all__ = ['BLOCKS', 'MODELS', 'build', 'get_block', 'get_config', 'get_gluon_net',
+           'get_symbol', 'heatmap_output', 'initializer', 'list_models']

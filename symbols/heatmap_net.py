@@ -1,0 +1,134 @@
+"""The stacked heatmap network: stem, stacks of hourglass or SAT, per-stack heads and losses."""
+import mxnet as mx
+
+from data.landmarks import FLIP_ORDER
+
+from .blocks import get_block
+from .layers import batch_norm, conv, conv_bn_relu, deformable_conv, relu
+from .topology import ScaleAggregation, hourglass
+
+COHERENT_WEIGHT = 1e-4
+SIZES = ((128, 64), (256, 64))      # (input_img_size, output_label_size) pairs supported
+LOSSES = ('l2', 'ce')
+SAT_MODES = (0, 1, 2)
+DCN_MODES = (0, 1, 2, 3)
+
+
+def l2_loss(pred, target):
+    diff = pred - target
+    return mx.sym.mean(diff * diff)
+
+
+def ce_loss(pred, target):
+    """Cross-entropy between the spatial softmax of each predicted map and the target map."""
+    shifted = mx.sym.broadcast_minus(pred, mx.sym.max(pred, axis=[2, 3], keepdims=True))
+    exp = mx.sym.exp(shifted)
+    prob = mx.sym.broadcast_div(exp, mx.sym.sum(exp, axis=[2, 3], keepdims=True))
+    return mx.sym.mean(mx.sym.log(prob) * target * (-1.0))
+
+
+def _flip_pair(heatmap, per_batch_size):
+    """The first half of the batch mirrored (maps flipped and channels permuted) and the
+    second half, which the data iterator fills with the flipped copies of the first."""
+    half = per_batch_size // 2
+    first = mx.sym.flip(mx.sym.slice_axis(heatmap, axis=0, begin=0, end=half), axis=3)
+    second = mx.sym.slice_axis(heatmap, axis=0, begin=half, end=2 * half)
+    first = mx.sym.concat(*[mx.sym.slice_axis(first, axis=1, begin=int(o), end=int(o) + 1)
+                            for o in FLIP_ORDER], dim=1)
+    return first, second
+
+
+def validate(cfg):
+    """Raise ValueError naming the valid values for any option this builder cannot honour."""
+    def check(key, valid):
+        if cfg[key] not in valid:
+            raise ValueError('%s=%r is not supported; valid: %s'
+                             % (key, cfg[key], ', '.join(map(str, valid))))
+    if cfg.get('net_binarize'):
+        raise ValueError('net_binarize needs the QActivation/QConvolution operators of a '
+                         'patched MXNet (BMXNet), which stock MXNet 1.9 does not have')
+    get_block(cfg['net_block'])
+    check('net_sat', SAT_MODES)
+    check('net_dcn', DCN_MODES)
+    check('net_loss', LOSSES)
+    size = (cfg['input_img_size'], cfg['output_label_size'])
+    if size not in SIZES:
+        raise ValueError('input_img_size/output_label_size %d/%d is not supported; valid: %s'
+                         % (size + (', '.join('%d/%d' % s for s in SIZES),)))
+    if cfg['net_n'] < 1:
+        raise ValueError('net_n must be at least 1, got %r' % cfg['net_n'])
+    if cfg['net_coherent']:
+        if cfg['num_classes'] != len(FLIP_ORDER):
+            raise ValueError('net_coherent needs the 68-point mirror permutation, '
+                             'num_classes is %d' % cfg['num_classes'])
+        if cfg['per_batch_size'] % 2:
+            raise ValueError('net_coherent pairs each sample with its flipped copy in the other '
+                             'half of the batch, so per_batch_size must be even, got %d'
+                             % cfg['per_batch_size'])
+
+
+def build(cfg):
+    """The training Symbol: one MakeLoss per stack, an optional coherent loss, and
+    BlockGrad(heatmap); the internal `heatmap_output` is the inference output."""
+    validate(cfg)
+    block = get_block(cfg['net_block'])
+    m = cfg['multiplier']
+    stem_filters = max(int(64 * m), 32)
+    mid_filters = max(int(128 * m), 32)
+    num_filter = int(256 * m)
+    num_stacks = cfg['net_stacks']
+    loss_fn = l2_loss if cfg['net_loss'] == 'l2' else ce_loss
+    dcn_heads = cfg['net_dcn'] >= 2
+    dcn_merge = cfg['net_dcn'] in (1, 3)
+
+    data = (mx.sym.Variable('data') - 127.5) * 0.0078125
+    label = mx.sym.Variable('softmax_label')
+    if cfg['input_img_size'] // cfg['output_label_size'] == 4:
+        body = conv(data, stem_filters, 7, 'conv0', stride=2, pad=3)
+    else:
+        body = conv(data, stem_filters, 3, 'conv0', stride=1, pad=1)
+    body = relu(batch_norm(body, 'bn0'), 'relu0')
+    body = block(body, mid_filters, 'res0', stem_filters == mid_filters)
+    body = mx.sym.Pooling(data=body, kernel=(2, 2), stride=(2, 2), pad=(0, 0), pool_type='max')
+    body = block(body, mid_filters, 'res1', True)
+    body = block(body, num_filter, 'res2', mid_filters == num_filter)
+
+    losses, coherent_losses, heatmap = [], [], None
+    for i in range(num_stacks):
+        shortcut = body
+        if cfg['net_sat'] > 0:
+            body = ScaleAggregation(body, num_filter, cfg['net_n'] + 1, 'sat%d' % i,
+                                    mode=cfg['net_sat']).output()
+        else:
+            body = hourglass(body, num_filter, cfg['net_n'], 'stack%d_hg' % i, block)
+        body = block(body, num_filter, 'stack%d_unit0' % i, True)
+        ll = conv_bn_relu(body, num_filter, 1, 'stack%d_ll' % i, dcn=dcn_heads)
+        head = 'heatmap%d' % i if i < num_stacks - 1 else 'heatmap'
+        if dcn_heads:
+            out = deformable_conv(ll, cfg['num_classes'], head)
+        else:
+            out = conv(ll, cfg['num_classes'], 1, head, no_bias=False)
+        if i < num_stacks - 1:
+            ll2 = conv(ll, num_filter, 1, 'stack%d_ll2' % i, no_bias=False)
+            out2 = conv(out, num_filter, 1, 'stack%d_out2' % i, no_bias=False)
+            body = mx.sym.add_n(shortcut, ll2, out2)
+            if dcn_merge:
+                body = deformable_conv(body, num_filter, 'stack%d_out3' % i)
+        else:
+            heatmap = out
+        losses.append(loss_fn(out, label))
+        if cfg['net_coherent']:
+            flipped, paired = _flip_pair(out, cfg['per_batch_size'])
+            coherent_losses.append(l2_loss(flipped, paired) / num_stacks)
+
+    outputs = [mx.sym.MakeLoss(loss) for loss in losses]
+    if coherent_losses:
+        outputs.append(mx.sym.MakeLoss(mx.sym.add_n(*coherent_losses),
+                                       grad_scale=COHERENT_WEIGHT))
+    outputs.append(mx.sym.BlockGrad(heatmap))
+    return mx.sym.Group(outputs)
+
+
+def heatmap_output(symbol):
+    """The inference graph (last stack's heatmaps) inside a training symbol."""
+    return symbol.get_internals()['heatmap_output']

@@ -1,0 +1,49 @@
+"""The model zoo: one registry of the published architectures and `get_symbol`."""
+import config
+
+from . import heatmap_net
+
+# name -> (network preset, overrides). `-3d` names are the same graphs trained on 3D labels.
+_MODELS_2D = {
+    'hg2d4-resnet': ('hourglass', {'net_n': 4, 'net_block': 'resnet'}),
+    'hg2d3-hpm': ('hourglass', {'net_n': 3, 'net_block': 'hpm'}),
+    'hg2d4-cab': ('hourglass', {'net_n': 4, 'net_block': 'cab'}),
+    'sat2d3-cab': ('satnet', {'net_n': 3, 'net_block': 'cab'}),
+    'hg2d3-cab': ('hourglass', {'net_n': 3, 'net_block': 'cab'}),
+    'hg2d3-inception': ('hourglass', {'net_n': 3, 'net_block': 'inception'}),
+    'hg2d4-hpm': ('hourglass', {'net_n': 4, 'net_block': 'hpm'}),
+    'sat2d3-hpm': ('satnet', {'net_n': 3, 'net_block': 'hpm'}),
+}
+_PUBLISHED_3D = ('sat2d3-cab', 'hg2d3-cab')
+
+MODELS = dict(_MODELS_2D)
+MODELS.update({name + '-3d': _MODELS_2D[name] for name in _PUBLISHED_3D})
+
+
+def list_models():
+    return sorted(MODELS)
+
+
+def get_config(name, **overrides):
+    """The full config dict of a zoo model, with overrides applied."""
+    if name not in MODELS:
+        raise ValueError('unknown model %r; valid: %s' % (name, ', '.join(list_models())))
+    network, preset = MODELS[name]
+    dataset = 'i3d' if name.endswith('-3d') else 'i2d'
+    merged = dict(preset)
+    merged.update(overrides)
+    return config.generate_config(network, dataset, **merged)
+
+
+def get_symbol(name_or_config, num_classes=68, **overrides):
+    """The training Symbol for a zoo name or a config dict (see config.generate_config)."""
+    if isinstance(name_or_config, str):
+        cfg = get_config(name_or_config, num_classes=num_classes, **overrides)
+    else:
+        cfg = dict(name_or_config)
+        cfg['num_classes'] = num_classes
+        unknown = sorted(set(overrides) - set(cfg))
+        if unknown:
+            raise ValueError('unknown config keys: %s' % ', '.join(unknown))
+        cfg.update(overrides)
+    return heatmap_net.build(cfg)
