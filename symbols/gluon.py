@@ -4,8 +4,9 @@ import warnings
 import mxnet as mx
 
 from .heatmap_net import heatmap_output
-from .init import initializer
-from .zoo import get_symbol
+from .init import init_params
+from .heatmap_net import build
+from .zoo import resolve_config
 
 
 def get_gluon_net(name_or_config, prefix=None, epoch=0, ctx=None, **overrides):
@@ -15,14 +16,18 @@ def get_gluon_net(name_or_config, prefix=None, epoch=0, ctx=None, **overrides):
     format: `arg:`/`aux:` names), else they are freshly initialised.
     """
     ctx = ctx or mx.cpu()
-    out = heatmap_output(get_symbol(name_or_config, **overrides))
+    cfg = resolve_config(name_or_config, **overrides)
+    out = heatmap_output(build(cfg))
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # SymbolBlock warns that `data` has no dtype attribute
         net = mx.gluon.SymbolBlock(outputs=out, inputs=mx.sym.var('data'))
     params = net.collect_params()
-    if prefix is None:
-        params.initialize(initializer(), ctx=ctx)
-    else:
-        path = '%s-%04d.params' % (prefix, epoch)
-        params.load(path, ctx=ctx, ignore_extra=True, allow_missing=False)
+    if prefix is not None:
+        params.load('%s-%04d.params' % (prefix, epoch), ctx=ctx, ignore_extra=True)
+        return net
+    size = cfg['input_img_size']
+    args, aux = init_params(out, (1, 3, size, size))
+    params.initialize(ctx=ctx)
+    for name, value in list(args.items()) + list(aux.items()):
+        params[name].set_data(value)
     return net

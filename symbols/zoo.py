@@ -35,8 +35,8 @@ def get_config(name, **overrides):
     return config.generate_config(network, dataset, **merged)
 
 
-def get_symbol(name_or_config, num_classes=68, **overrides):
-    """The training Symbol for a zoo name or a config dict (see config.generate_config)."""
+def resolve_config(name_or_config, num_classes=68, **overrides):
+    """The config dict of a zoo name, or a copy of a config dict, with overrides applied."""
     if isinstance(name_or_config, str):
         cfg = get_config(name_or_config, num_classes=num_classes, **overrides)
     else:
@@ -46,4 +46,9 @@ def get_symbol(name_or_config, num_classes=68, **overrides):
         if unknown:
             raise ValueError('unknown config keys: %s' % ', '.join(unknown))
         cfg.update(overrides)
-    return heatmap_net.build(cfg)
+    return cfg
+
+
+def get_symbol(name_or_config, num_classes=68, **overrides):
+    """The training Symbol for a zoo name or a config dict (see config.generate_config)."""
+    return heatmap_net.build(resolve_config(name_or_config, num_classes, **overrides))
