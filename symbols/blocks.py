@@ -5,11 +5,7 @@ Every block maps `(data, num_filter, name, dim_match)` to a symbol with `num_fil
 """
 import mxnet as mx
 
-from .layers import batch_norm, conv, conv_bn_relu, relu
-
-
-def _concat(*parts):
-    return mx.sym.concat(*parts, dim=1)
+from .layers import batch_norm, concat_channels, conv, conv_bn_relu, relu
 
 
 def _pre_activation(data, name):
@@ -40,7 +36,7 @@ def hpm_block(data, num_filter, name, dim_match, dilate=1):
                  int(num_filter * 0.25), 3, name + '_conv2', dilate=dilate)
     conv3 = conv(relu(batch_norm(conv2, name + '_bn3'), name + '_relu3'),
                  int(num_filter * 0.25), 3, name + '_conv3', dilate=dilate)
-    body = _concat(conv1, conv2, conv3)
+    body = concat_channels(conv1, conv2, conv3)
     return body + _shortcut(data, act1, num_filter, name, dim_match)
 
 
@@ -56,7 +52,7 @@ def inception_block(data, num_filter, name, dim_match):
     tower2 = conv_bn_relu(data, quarter, 1, name + '_conv2_0')
     tower2 = conv_bn_relu(tower2, int(num_filter * 0.375), 3, name + '_conv2_1')
     tower2 = conv_bn_relu(tower2, int(num_filter * 0.5), 3, name + '_conv2_2')
-    mixed = _concat(tower0, tower1, tower2)
+    mixed = concat_channels(tower0, tower1, tower2)
     out = conv_bn_relu(mixed, num_filter, 1, name + '_conv_out', act=False)
     return relu(data + 1.0 * out)
 
@@ -99,7 +95,7 @@ class ChannelAggregation:
         y, _ = self.node(w, h + 1)
         if h % 2 == 1 and h != w:
             x = conv_bn_relu(x, x_channels, 3, label + '_2', group=x_channels)
-        body = mx.sym.add_n(x, _concat(y, y), name=label + '_add') / 2
+        body = mx.sym.add_n(x, concat_channels(y, y), name=label + '_add') / 2
         return body, x_channels
 
     def output(self):
