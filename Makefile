@@ -10,10 +10,11 @@ STAMP := $(VENV)/.installed
 
 all: build
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip==24.0
 	$(PY) -m pip install -q -r requirements.txt "$(MXNET)"
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 setup: $(STAMP) build
