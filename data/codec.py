@@ -1,0 +1,129 @@
+"""Heatmap targets (SPEC 2) and their decoding back to points.
+
+A point (x, y) in the network input (128 x 128) becomes, on a 64 x 64 map, the integer cell
+int(pt * 64 / 128) with an unnormalised Gaussian (sigma 1, peak 20) in the 7 x 7 window
+around it. The compiled kernels in cxx/heatmap.pyx are used when built; the numpy versions
+here are their reference and the fallback.
+"""
+import cv2
+import numpy as np
+
+try:
+    from cxx import heatmap as _kernels
+except ImportError:
+    _kernels = None
+
+DECODE_METHODS = ('argmax', 'subpixel')
+
+
+def gaussian_kernel(sigma=1, peak=20.0):
+    """The (6 sigma + 1)^2 float32 window drawn around each point, peak at its centre."""
+    if int(sigma) != sigma or sigma < 1:
+        raise ValueError('heatmap sigma must be a positive integer, got %r' % (sigma,))
+    radius = 3 * int(sigma)
+    axis = np.arange(0, 2 * radius + 1, 1, float)
+    squared = (axis - radius) ** 2 + ((axis - radius) ** 2)[:, np.newaxis]
+    return (np.exp(-squared / (2 * sigma ** 2)) * peak).astype(np.float32)
+
+
+def heatmap_cells(points_xy, input_size=128, label_size=64):
+    """(..., 2) x/y points in input pixels -> int32 heatmap cells (truncated, as the original)."""
+    scale = float(label_size) / input_size
+    return (np.asarray(points_xy, dtype=np.float64) * scale).astype(np.int32)
+
+
+def mirror_cells(cells, label_size=64):
+    """Cells of a horizontally flipped map (same landmark order)."""
+    mirrored = np.array(cells, dtype=np.int32)
+    mirrored[..., 0] = label_size - 1 - mirrored[..., 0]
+    return mirrored
+
+
+def render_heatmaps_numpy(out, cells, kernel):
+    """Reference of cxx.heatmap.render_gaussians: write `kernel` centred on each cell (x, y) of
+    cells[n, k] into out[n, k] (N, K, H, W), clipped at the borders."""
+    height, width = out.shape[2:]
+    radius = kernel.shape[0] // 2
+    for n, k in np.ndindex(*cells.shape[:2]):
+        top, left = int(cells[n, k, 1]) - radius, int(cells[n, k, 0]) - radius
+        y0, y1 = max(top, 0), min(top + kernel.shape[0], height)
+        x0, x1 = max(left, 0), min(left + kernel.shape[1], width)
+        if y0 < y1 and x0 < x1:
+            out[n, k, y0:y1, x0:x1] = kernel[y0 - top:y1 - top, x0 - left:x1 - left]
+
+
+def render_heatmaps(out, cells, sigma=1, peak=20.0):
+    """Draw the target of integer cells (N, K, 2) into the zeroed float32 array out
+    (N, K, H, W), in place."""
+    kernel = gaussian_kernel(sigma, peak)
+    cells = np.ascontiguousarray(cells, dtype=np.int32)
+    if _kernels is not None and out.flags.c_contiguous and out.dtype == np.float32:
+        _kernels.render_gaussians(out, cells, kernel)
+    else:
+        render_heatmaps_numpy(out, cells, kernel)
+
+
+def encode_heatmaps(points_xy, input_size=128, label_size=64, sigma=1, peak=20.0):
+    """(K, 2) x/y points in input pixels -> (K, label_size, label_size) float32 target."""
+    cells = heatmap_cells(points_xy, input_size, label_size)
+    out = np.zeros((1, cells.shape[0], label_size, label_size), dtype=np.float32)
+    render_heatmaps(out, cells[np.newaxis], sigma, peak)
+    return out[0]
+
+
+def _parabola_vertex(before, peak, after):
+    curvature = before - 2.0 * peak + after
+    safe = np.where(curvature < 0, curvature, -1.0)
+    return np.where(curvature < 0, 0.5 * (before - after) / safe, 0.0)
+
+
+def refine_peaks_numpy(heatmaps):
+    """Reference of cxx.heatmap.refine_peaks: (N, K, H, W) -> (N, K, 2) x/y in cells, the first
+    maximum moved by a parabola fit through its neighbours along each axis."""
+    maps = np.asarray(heatmaps, dtype=np.float32)
+    height, width = maps.shape[2:]
+    flat = maps.reshape(maps.shape[:2] + (-1,))
+    best_y, best_x = np.divmod(flat.argmax(axis=-1), width)
+
+    def value(rows, cols):
+        index = (np.clip(rows, 0, height - 1) * width + np.clip(cols, 0, width - 1))[..., None]
+        return np.take_along_axis(flat, index, axis=-1)[..., 0].astype(np.float64)
+
+    peak = value(best_y, best_x)
+    dx = _parabola_vertex(value(best_y, best_x - 1), peak, value(best_y, best_x + 1))
+    dy = _parabola_vertex(value(best_y - 1, best_x), peak, value(best_y + 1, best_x))
+    dx = np.where((best_x > 0) & (best_x < width - 1), dx, 0.0)
+    dy = np.where((best_y > 0) & (best_y < height - 1), dy, 0.0)
+    return np.stack([best_x + dx, best_y + dy], axis=-1)
+
+
+def _decode_argmax(maps, input_size):
+    """The original decoding: each map resized to input_size^2 (cv2 bilinear), integer argmax."""
+    num, count = maps.shape[:2]
+    resized = np.empty((num * count, input_size, input_size), dtype=np.float32)
+    # One cv2 call per map, as the original: cv2's multi-channel resize rounds differently
+    # (1 ulp), which can move an argmax between tied neighbours.
+    for plane, heatmap in zip(resized, maps.reshape((num * count,) + maps.shape[2:])):
+        cv2.resize(heatmap, (input_size, input_size), dst=plane)
+    best = resized.reshape(num, count, -1).argmax(axis=-1)
+    rows, cols = np.divmod(best, input_size)
+    return np.stack([cols, rows], axis=-1).astype(np.float64)
+
+
+def decode_heatmaps(heatmaps, input_size=128, method='argmax'):
+    """(N, K, h, w) heatmaps -> (N, K, 2) float64 x/y in input-image pixels.
+
+    'argmax' is the original's decoding (integer pixels). 'subpixel' refines the peak at
+    heatmap resolution; a cell c stands for the input pixels [c * stride, (c + 1) * stride)
+    that the target quantised onto it, so the estimate is (c + offset + 0.5) * stride.
+    """
+    maps = np.ascontiguousarray(heatmaps, dtype=np.float32)
+    if maps.ndim != 4:
+        raise ValueError('decode_heatmaps needs (N, K, h, w) maps, got shape %s' % (maps.shape,))
+    if method == 'argmax':
+        return _decode_argmax(maps, input_size)
+    if method == 'subpixel':
+        peaks = _kernels.refine_peaks(maps) if _kernels is not None else refine_peaks_numpy(maps)
+        stride = np.array([input_size / maps.shape[3], input_size / maps.shape[2]])
+        return (peaks + 0.5) * stride
+    raise ValueError('unknown decode method %r; valid: %s' % (method, ', '.join(DECODE_METHODS)))

@@ -1,0 +1,270 @@
+"""Packing annotated face images into the toolkit's RecordIO data sets (SPEC 2).
+
+Record convention. The original's only 384-pixel geometry is its evaluation pre-processing
+(`img_helper.preprocess` with output size 384): a similarity transform taking the five
+alignment points (eye centres, nose tip, mouth corners) onto the ArcFace 112-pixel template
+scaled by 2 and shifted by 80, i.e. `ALIGN_TEMPLATE`. Records are made with that same
+transform, so the evaluation's first step is close to the identity on them and the training
+crop (side `base_scale` = 256 around the record centre, mapped onto the 128 network input) puts
+the face where the evaluation crop does: measured on 300-W training faces, the landmark box is
+about 168 px (median of its longer side) and the evaluation crop side about 242 px. Rotation
+is removed by the alignment; training augmentation adds it back (SPEC 2).
+
+`record_size` and `base_scale` other than 384 / 256 scale the template about the record centre.
+"""
+import collections
+import contextlib
+import functools
+import os
+import random
+import time
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from config import BASE
+from .landmarks import five_points
+from .readers import (read_aflw2000_points, read_cofw68_points, read_cofw_images, read_image,
+                      read_pts)
+from .recordio import RecordWriter
+from .transforms import ALIGN_SIZE, ALIGN_TEMPLATE, similarity_transform, warp_points
+
+RECORD_SIZE = BASE['record_img_size']
+BASE_SCALE = BASE['base_scale']
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+# One packable face: `name` (what list files and splits use), `path` (its annotation file,
+# named in messages) and `load()` -> (BGR image, (68, 2) x/y points), or ValueError.
+Sample = collections.namedtuple('Sample', 'name path load')
+
+
+def record_template(record_size=RECORD_SIZE, base_scale=BASE_SCALE):
+    """Where the five alignment points go in a record image, (5, 2) x/y."""
+    return ((np.asarray(ALIGN_TEMPLATE, dtype=np.float64) - ALIGN_SIZE / 2.0)
+            * (float(base_scale) / BASE_SCALE) + record_size / 2.0)
+
+
+def record_transform(points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE):
+    """2 x 3 similarity mapping a source image onto its record image."""
+    return similarity_transform(five_points(points_xy), record_template(record_size, base_scale))
+
+
+def make_record(image_bgr, points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE):
+    """Source image + x/y points -> (record image record_size^2 BGR, points in the record)."""
+    matrix = record_transform(points_xy, record_size, base_scale)
+    record = cv2.warpAffine(image_bgr, matrix, (record_size, record_size),
+                            flags=cv2.INTER_LINEAR, borderValue=0)
+    return record, warp_points(points_xy, matrix)
+
+
+def _inside(points, width, height):
+    # A point is inside when it lies on some pixel: centres are at 0..size-1, so the pixel
+    # area spans [-0.5, size - 0.5).
+    return bool(np.all((points >= -0.5) & (points < np.array([width, height]) - 0.5)))
+
+
+def checked_record(name, image_bgr, points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
+                   keep_outside_image=False):
+    """make_record, refusing (ValueError naming `name`) a face whose points are not finite,
+    leave the source image (unless `keep_outside_image`) or leave the record."""
+    points = np.asarray(points_xy, dtype=np.float64)
+    if not np.all(np.isfinite(points)):
+        raise ValueError('%s: points are not finite' % name)
+    height, width = image_bgr.shape[:2]
+    if not keep_outside_image and not _inside(points, width, height):
+        raise ValueError('%s: points lie outside the %dx%d image' % (name, width, height))
+    record, record_points = make_record(image_bgr, points, record_size, base_scale)
+    if not _inside(record_points, record_size, record_size):
+        raise ValueError('%s: points fall outside the %d px record' % (name, record_size))
+    return record, record_points
+
+
+class PackSummary:
+    """What a packing run did: records per split, skipped samples with reasons, listed names
+    that were not found, and the files written."""
+
+    def __init__(self):
+        self.written = collections.Counter()
+        self.paths = {}
+        self.skipped = []
+        self.missing = []
+        self.seconds = 0.0
+
+    def __str__(self):
+        lines = ['packed %d faces in %.1f s' % (sum(self.written.values()), self.seconds)]
+        lines += ['  %-14s %6d  %s' % (split, self.written[split], self.paths[split])
+                  for split in sorted(self.written)]
+        if self.skipped:
+            lines.append('skipped %d:' % len(self.skipped))
+            lines += ['  %s' % reason for _, reason in self.skipped]
+        if self.missing:
+            lines.append('listed but not found %d: %s' % (len(self.missing),
+                                                           ' '.join(self.missing)))
+        return '\n'.join(lines)
+
+
+def read_list(path):
+    """A list file (one sample name per line; blank lines ignored) -> list of names."""
+    try:
+        with open(path) as handle:
+            return [line.strip() for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError('%s: cannot read list file (%s)' % (path, err)) from None
+
+
+def assign_splits(names, default_split, listed=None, val_fraction=0.0, seed=0, split=None):
+    """Name -> split name for every sample to pack.
+
+    - `split` given: everything (or only the `listed` names) goes into that one split.
+    - `listed` alone: the listed names form `val`, the others `train`.
+    - `val_fraction` > 0: a seeded random fraction (at least one, never all) forms `val`.
+    - otherwise everything goes into `default_split`.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError('val fraction must be in [0, 1), got %g' % val_fraction)
+    if val_fraction and (listed is not None or split):
+        raise ValueError('val fraction cannot be combined with a list or a named split')
+    names = sorted(names)
+    if split:
+        chosen = names if listed is None else sorted(set(names) & set(listed))
+        return {name: split for name in chosen}
+    if listed is not None:
+        held_out = set(listed)
+        return {name: 'val' if name in held_out else 'train' for name in names}
+    if val_fraction:
+        shuffled = list(names)
+        random.Random(seed).shuffle(shuffled)
+        num_val = min(max(1, int(round(val_fraction * len(names)))), len(names) - 1)
+        held_out = set(shuffled[:num_val])
+        return {name: 'val' if name in held_out else 'train' for name in names}
+    return {name: default_split for name in names}
+
+
+def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fraction=0.0, seed=0,
+                 split=None, quality=95, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
+                 keep_outside_image=False, source=''):
+    """Write `samples` to `<out_dir>/<split>.rec` + `.idx` per split; returns a PackSummary.
+
+    Splits follow `assign_splits` (`list_file`: one sample name per line). A sample that fails
+    to load or to fit a record is skipped and listed in the summary; the run fails (ValueError)
+    only when no sample at all could be packed, and then leaves no files.
+    """
+    started = time.time()
+    summary = PackSummary()
+    by_name = {sample.name: sample for sample in samples}
+    listed = read_list(list_file) if list_file else None
+    if listed is not None:
+        summary.missing = [name for name in listed if name not in by_name]
+    split_of = assign_splits(by_name, default_split, listed, val_fraction, seed, split)
+    with contextlib.ExitStack() as stack:
+        writers = {}
+        for name in tqdm(sorted(split_of), desc='packing %s' % (source or out_dir),
+                         unit='face'):
+            try:
+                image, points = by_name[name].load()
+                record, record_points = checked_record(by_name[name].path, image, points,
+                                                       record_size, base_scale,
+                                                       keep_outside_image)
+            except (ValueError, cv2.error) as err:
+                summary.skipped.append((name, str(err).strip().splitlines()[0]))
+                continue
+            target = split_of[name]
+            if target not in writers:
+                writers[target] = stack.enter_context(
+                    RecordWriter(os.path.join(out_dir, target), quality=quality))
+                summary.paths[target] = writers[target].rec_path
+            writers[target].write(record, record_points)
+            summary.written[target] += 1
+        if not writers:
+            first = summary.skipped[0][1] if summary.skipped else 'nothing selected'
+            raise ValueError('%s: no sample could be packed (%d skipped; first: %s)'
+                             % (source or out_dir, len(summary.skipped), first))
+    summary.seconds = time.time() - started
+    return summary
+
+
+def _files_by_stem(folder, extensions):
+    if not os.path.isdir(folder):
+        raise ValueError('%s: not a folder' % folder)
+    found = {}
+    for entry in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(entry)
+        if ext.lower() in extensions:
+            found.setdefault(stem, os.path.join(folder, entry))
+    return found
+
+
+def _load_from_files(annotation_path, read_points, image_files, image_stem):
+    points = read_points(annotation_path)
+    if image_stem not in image_files:
+        raise ValueError('%s: no image named %s.*' % (annotation_path, image_stem))
+    return read_image(image_files[image_stem]), points
+
+
+def _pack_folder(folder, annotation_extension, read_points, out_dir, default_split, **options):
+    image_files = _files_by_stem(folder, IMAGE_EXTENSIONS)
+    samples = [Sample(stem, path, functools.partial(_load_from_files, path, read_points,
+                                                    image_files, stem))
+               for stem, path in _files_by_stem(folder, (annotation_extension,)).items()]
+    return pack_samples(samples, out_dir, default_split, source=folder, **options)
+
+
+def pack_pts_folder(folder, out_dir, **options):
+    """Pack a 300-W / HELEN / LFPW / AFW / iBUG / menpo style folder (`<stem>.pts` + image);
+    default split `train`. `options`: those of `pack_samples`."""
+    return _pack_folder(folder, '.pts', read_pts, out_dir, 'train', **options)
+
+
+def pack_aflw2000(folder, out_dir, **options):
+    """Pack AFLW2000-3D (`<stem>.jpg` + `<stem>.mat` with `pt3d_68`); default split
+    `AFLW2000-3D`; the labels are the 2D projection of the 3D points."""
+    return _pack_folder(folder, '.mat', read_aflw2000_points, out_dir, 'AFLW2000-3D', **options)
+
+
+# cofw68-benchmark names its annotations `<n>_points.mat` for COFW test image n.
+COFW_POINTS_SUFFIX = '_points'
+
+
+def _cofw_image_stem(stem):
+    return stem[:-len(COFW_POINTS_SUFFIX)] if stem.endswith(COFW_POINTS_SUFFIX) else stem
+
+
+def _read_cofw_points(path):
+    return read_pts(path) if path.lower().endswith('.pts') else read_cofw68_points(path)
+
+
+def _load_from_cofw_mat(annotation_path, cofw_images, mat_path):
+    points = _read_cofw_points(annotation_path)
+    number = _cofw_image_stem(os.path.splitext(os.path.basename(annotation_path))[0])
+    if not number.isdigit() or int(number) < 1:
+        raise ValueError('%s: with %s the annotations must be named <n>.pts or '
+                         '<n>_points.mat' % (annotation_path, mat_path))
+    if int(number) > len(cofw_images):
+        raise ValueError('%s: %s holds only %d images' % (annotation_path, mat_path,
+                                                          len(cofw_images)))
+    return cofw_images[int(number) - 1], points
+
+
+def pack_cofw(annotations, images, out_dir, **options):
+    """Pack COFW-68 test faces; default split `cofw_testset`. `options`: those of
+    `pack_samples`.
+
+    `annotations`: a folder of `.pts` files or of cofw68-benchmark `<n>_points.mat` files
+    (variable `Points`). `images`: a folder of images named like the annotations (`<n>.<ext>`
+    for `<n>_points.mat`), or the original `COFW_test_color.mat`, whose n-th image (1-based,
+    cell array `IsT`) belongs to annotation `<n>.pts` / `<n>_points.mat`.
+    """
+    found = _files_by_stem(annotations, ('.pts', '.mat'))
+    if os.path.isdir(images):
+        image_files = _files_by_stem(images, IMAGE_EXTENSIONS)
+        samples = [Sample(stem, path, functools.partial(_load_from_files, path,
+                                                        _read_cofw_points, image_files,
+                                                        _cofw_image_stem(stem)))
+                   for stem, path in found.items()]
+    else:
+        cofw_images = read_cofw_images(images)
+        samples = [Sample(stem, path, functools.partial(_load_from_cofw_mat, path, cofw_images,
+                                                        images))
+                   for stem, path in found.items()]
+    return pack_samples(samples, out_dir, 'cofw_testset', source=annotations, **options)

@@ -1,0 +1,69 @@
+"""Pack annotated face images into RecordIO data sets (`<output>/<split>.rec` + `.idx`).
+
+Examples:
+  pack_rec.py --format pts --input 300w-train --output datasets/my2d --val-fraction 0.1
+  pack_rec.py --format pts --input 300w-train --output datasets/my2d --list afw_stems.txt
+  pack_rec.py --format aflw2000 --input AFLW2000 --output datasets/my3d
+  pack_rec.py --format cofw --input COFW68_Data/test_annotations \\
+      --images COFW_test_color.mat --output datasets/my2d
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from data import converters  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--format', required=True, choices=['pts', 'aflw2000', 'cofw'],
+                        help='pts: <stem>.pts + image folder (300-W, HELEN, LFPW, AFW, iBUG, '
+                             'menpo); aflw2000: <stem>.jpg + <stem>.mat (pt3d_68); cofw: '
+                             'COFW-68 annotations (.pts or <n>_points.mat) + --images')
+    parser.add_argument('--input', required=True, help='folder of images and annotations '
+                        '(for cofw: the annotation folder)')
+    parser.add_argument('--images', help='cofw only: image folder or COFW_test_color.mat '
+                        '(default: the --input folder)')
+    parser.add_argument('--output', required=True, help='output folder for <split>.rec/.idx')
+    parser.add_argument('--list', help='file of sample names, one per line: they form '
+                        'val.rec (the rest train.rec), or with --split the only ones packed')
+    parser.add_argument('--val-fraction', type=float, default=0.0,
+                        help='hold out this random fraction as val.rec (rest train.rec)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the --val-fraction draw')
+    parser.add_argument('--split', help='write one split of this name (e.g. ibug, 300W); '
+                        'default: train (pts), AFLW2000-3D, cofw_testset')
+    parser.add_argument('--quality', type=int, default=95, help='JPEG quality of the records')
+    parser.add_argument('--keep-outside-image', action='store_true',
+                        help='keep faces with points outside the source image (as long as '
+                             'they fit the record); default: skip them')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.images and args.format != 'cofw':
+        print('error: --images is only for --format cofw', file=sys.stderr)
+        return 2
+    options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed,
+                   split=args.split, quality=args.quality,
+                   keep_outside_image=args.keep_outside_image)
+    try:
+        if args.format == 'pts':
+            summary = converters.pack_pts_folder(args.input, args.output, **options)
+        elif args.format == 'aflw2000':
+            summary = converters.pack_aflw2000(args.input, args.output, **options)
+        else:
+            summary = converters.pack_cofw(args.input, args.images or args.input, args.output,
+                                           **options)
+    except ValueError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
+    print(summary)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

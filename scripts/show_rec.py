@@ -1,0 +1,33 @@
+"""Save a PNG of the first records of a `.rec` file with their landmarks, above the crops the
+training iterator makes of them (rotation, scale and flip written under each crop)."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from config import generate_config  # noqa: E402
+from data.preview import augmentation_sheet, save_png  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('rec', help='.rec file')
+    parser.add_argument('--out', default='show_rec.png', help='PNG to write')
+    parser.add_argument('--count', type=int, default=8, help='records to show')
+    parser.add_argument('--seed', type=int, default=0, help='augmentation seed')
+    parser.add_argument('--aug-level', type=int, default=1,
+                        help='1: training augmentation, 0: evaluation (SPEC 3) crops')
+    parser.add_argument('--dataset', default='i2d', help='data-set preset (label layout)')
+    args = parser.parse_args()
+    try:
+        cfg = generate_config('hourglass', args.dataset)
+        save_png(args.out, augmentation_sheet(args.rec, cfg, args.count, args.seed,
+                                              args.aug_level))
+    except (OSError, ValueError) as err:
+        parser.exit(2, 'error: %s\n' % err)
+    print('wrote %s' % args.out)
+
+
+if __name__ == '__main__':
+    main()

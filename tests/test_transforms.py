@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+
+from data import augment, codec, transforms
+from data.landmarks import FLIP_ORDER, five_points
+
+
+def _similarity(scale, degrees, shift):
+    angle = np.deg2rad(degrees)
+    return np.array([[scale * np.cos(angle), -scale * np.sin(angle), shift[0]],
+                     [scale * np.sin(angle), scale * np.cos(angle), shift[1]]])
+
+
+def _face(seed=0):
+    """68 x/y points in a 384 record: a jittered ring around the centre whose five alignment
+    points are exactly the template's."""
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    ring = np.stack([192 + 70 * np.cos(angle), 192 + 85 * np.sin(angle)], axis=1)
+    ring += np.random.RandomState(seed).uniform(-3, 3, ring.shape)
+    template = transforms.ALIGN_TEMPLATE.astype(np.float64)
+    ring[[36, 39]] = template[0] + [[-6, 1], [6, -1]]
+    ring[[42, 45]] = template[1] + [[-6, -1], [6, 1]]
+    ring[[30, 48, 54]] = template[2:]
+    return ring
+
+
+def test_similarity_transform_recovers_a_known_map_and_is_least_squares():
+    src = np.random.RandomState(0).uniform(0, 300, (5, 2))
+    truth = _similarity(1.7, 23.0, (12.0, -40.0))
+    assert np.allclose(transforms.similarity_transform(src, transforms.warp_points(src, truth)),
+                       truth, atol=1e-9)
+    dst = transforms.warp_points(src, truth) + np.random.RandomState(1).normal(0, 2, (5, 2))
+    # Linear least squares over (a, b, tx, ty) with x' = a x - b y + tx, y' = b x + a y + ty.
+    rows = np.concatenate([np.stack([src[:, 0], -src[:, 1], np.ones(5), np.zeros(5)], 1),
+                           np.stack([src[:, 1], src[:, 0], np.zeros(5), np.ones(5)], 1)])
+    a, b, tx, ty = np.linalg.lstsq(rows, np.concatenate([dst[:, 0], dst[:, 1]]), rcond=None)[0]
+    assert np.allclose(transforms.similarity_transform(src, dst),
+                       [[a, -b, tx], [b, a, ty]], atol=1e-9)
+
+
+def test_affine_helpers():
+    first, second = _similarity(2.0, 10, (3, 4)), _similarity(0.5, -30, (-7, 1))
+    points = np.random.RandomState(2).rand(10, 2) * 100
+    composed = transforms.compose_affine(first, second)
+    assert np.allclose(transforms.warp_points(points, composed),
+                       transforms.warp_points(transforms.warp_points(points, first), second))
+    assert np.allclose(transforms.warp_points(transforms.warp_points(points, composed),
+                                              transforms.invert_affine(composed)), points)
+
+
+def test_template_and_top_shifts():
+    assert transforms.ALIGN_TEMPLATE.dtype == np.float32
+    assert np.allclose(transforms.ALIGN_TEMPLATE[0], [38.2946 * 2 + 80, 41.6963 * 2 + 80])
+    assert transforms.top_shift_for('/data/ibug.rec') == 36
+    assert transforms.top_shift_for('cofw_testset.rec') == 45
+    assert transforms.top_shift_for('x/300W.rec') == 40
+    assert transforms.top_shift_for('AFLW2000-3D.rec') == 30
+    assert transforms.top_shift_for('val.rec') == transforms.DEFAULT_TOP_SHIFT
+
+
+def test_training_crop_geometry():
+    matrix = transforms.crop_transform((192, 192), 128, 256, 0)
+    assert np.allclose(matrix, [[0.5, 0, -32], [0, 0.5, -32]])
+    # Positive rotation: a point right of the centre goes below it (clockwise on screen).
+    turned = transforms.warp_points([[292.0, 192.0]], transforms.crop_transform((192, 192), 128,
+                                                                                 256, 90))
+    assert np.allclose(turned, [[64, 114]])
+
+
+def test_box_transform_uses_the_integer_centre():
+    box = np.array([10.5, 20.25, 111.5, 181.75], dtype=np.float32)
+    scale = 128 / (161.5 * 1.2)
+    expected = [[scale, 0, 64 - 61 * scale], [0, scale, 64 - 101 * scale]]
+    assert np.allclose(transforms.box_transform(box, 128), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_protocol_crop_aligns_five_points_then_crops_the_shifted_box():
+    template_face = _face()
+    placement = _similarity(1.3, 17.0, (-30.0, 25.0))
+    points = transforms.warp_points(template_face, placement).astype(np.float32)
+    image = np.random.RandomState(3).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    crop, m_align, m_crop = transforms.protocol_crop(image, points, top_shift=36)
+    assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
+    # The face's five points are a similarity of the template: alignment undoes it.
+    aligned = transforms.warp_points(points, m_align)
+    assert np.allclose(five_points(aligned), transforms.ALIGN_TEMPLATE, atol=1e-3)
+    assert np.allclose(aligned, template_face, atol=1e-3)
+    box = np.concatenate([aligned.min(0), aligned.max(0)])
+    box[1] -= 36
+    side = 1.2 * max(box[2] - box[0], box[3] - box[1])
+    assert m_crop[0, 0] == pytest.approx(128 / side, rel=1e-6)
+    in_crop = transforms.warp_points(points, transforms.compose_affine(m_align, m_crop))
+    assert augment.points_inside(in_crop, 128)
+
+
+def test_augmentation_ranges_over_1000_draws():
+    rng = np.random.RandomState(0)
+    draws = np.array([augment.draw_crop_params(rng, 256) for _ in range(1000)])
+    rotations, scales = draws[:, 0], draws[:, 1]
+    assert rotations.min() == -40 and rotations.max() == 39
+    assert np.all(rotations == np.round(rotations))
+    assert scales.min() == int(256 * 0.8) and scales.max() == int(256 * 1.2)
+    # clip(1 + 0.2 N): about 16 % of the draws are clipped on each side.
+    assert 0.1 < np.mean(scales == 204) < 0.22 and 0.1 < np.mean(scales == 307) < 0.22
+
+
+def test_augmented_crops_keep_the_landmarks_and_flip_half_the_time():
+    image = np.random.RandomState(4).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    points = _face(1)
+    rng = np.random.RandomState(5)
+    flips = 0
+    for _ in range(300):
+        crops = augment.augment(image, points, rng)
+        assert len(crops) == 1 and augment.points_inside(crops[0].points, 128)
+        assert np.array_equal(crops[0].cells, np.clip(crops[0].cells, 0, 63))
+        # The crop's transform tells whether it was mirrored (negative determinant).
+        flips += np.linalg.det(crops[0].transform[:, :2]) < 0
+    assert 0.4 < flips / 300 < 0.6
+
+
+def test_flipped_sample_is_the_mirror_of_the_unflipped_sample():
+    image = np.random.RandomState(6).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    crop, flipped = augment.augment(image, _face(2), np.random.RandomState(7), coherent=True)
+    assert np.array_equal(flipped.image, crop.image[:, ::-1])
+    assert np.allclose(flipped.points[:, 0], 127 - crop.points[FLIP_ORDER, 0])
+    plain = np.zeros((1, 68, 64, 64), np.float32)
+    mirrored = np.zeros_like(plain)
+    codec.render_heatmaps(plain, crop.cells[None])
+    codec.render_heatmaps(mirrored, flipped.cells[None])
+    assert np.array_equal(mirrored[0], plain[0][:, :, ::-1][FLIP_ORDER])
+
+
+def test_augmentation_gives_up_when_landmarks_cannot_fit():
+    image = np.zeros((384, 384, 3), np.uint8)
+    spread = _face() * 2.5 - 288      # a face far larger than any crop
+    assert augment.augment(image, spread, np.random.RandomState(0)) is None
