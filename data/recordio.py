@@ -61,7 +61,9 @@ class RecordWriter:
     def __init__(self, prefix, quality=95, label_xfirst=False):
         self.idx_path, self.rec_path = split_paths(prefix)
         os.makedirs(os.path.dirname(os.path.abspath(self.rec_path)), exist_ok=True)
-        self._tmp_idx, self._tmp_rec = self.idx_path + '.tmp', self.rec_path + '.tmp'
+        # Per-process temporary names, so two writers aimed at one prefix cannot interleave.
+        suffix = '.%d.tmp' % os.getpid()
+        self._tmp_idx, self._tmp_rec = self.idx_path + suffix, self.rec_path + suffix
         self._writer = mx.recordio.MXIndexedRecordIO(self._tmp_idx, self._tmp_rec, 'w')
         self.quality, self.label_xfirst = quality, label_xfirst
         self.count = 0

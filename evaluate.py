@@ -1,0 +1,80 @@
+"""Measure NME on a test set exactly as the published table does (SPEC 3).
+
+    python evaluate.py --dataset ibug --prefix ./models/model-hg2d3-cab/model --epoch 0 --gpu -1
+    python evaluate.py --dataset AFLW2000-3D --landmark-type 3d --prefix ... --use-essh
+"""
+import argparse
+import os
+import sys
+
+import config
+import essh
+from data.transforms import TOP_SHIFT
+from evaluation.protocol import evaluate_rec
+from evaluation.report import save_evaluation, summary_lines
+from inference import HeatmapModel, context_for_gpu
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='NME of a heatmap network on a test .rec')
+    parser.add_argument('--dataset', default='ibug', choices=sorted(TOP_SHIFT),
+                        help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
+    parser.add_argument('--prefix', default='./models/model-hg2d3-cab/model',
+                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params)')
+    parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
+    parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
+    parser.add_argument('--landmark-type', choices=['2d', '3d'], default=None,
+                        help='2d: floor + eye-centre NME; 3d: round + box NME '
+                             '(default: 3d for AFLW2000-3D, else 2d)')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--data-dir', default=None,
+                        help='folder of the test .rec files (default: the data set preset\'s '
+                             'data_dir, data_2d or data_3d)')
+    source.add_argument('--rec', default=None, help='test .rec file (instead of --data-dir)')
+    parser.add_argument('--use-essh', action='store_true',
+                        help='crop around the ESSH-detected face instead of the ground truth; '
+                             'images without a detection are counted as misses')
+    parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
+    parser.add_argument('--decode', choices=['argmax', 'subpixel'], default='argmax',
+                        help='heatmap decoding: the original integer argmax, or sub-pixel')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--output', default=None,
+                        help='folder for results JSON and CED plot (default outputs/eval)')
+    return parser.parse_args(argv)
+
+
+def default_rec_path(dataset, data_dir=None):
+    """Where the original kept its test sets: data_2d/<name>.rec, data_3d/AFLW2000-3D.rec."""
+    if data_dir is None:
+        preset = 'i3d' if dataset == 'AFLW2000-3D' else 'i2d'
+        data_dir = config.DATASETS[preset]['data_dir']
+    return os.path.join(data_dir, dataset + '.rec')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    landmark_type = args.landmark_type or ('3d' if args.dataset == 'AFLW2000-3D' else '2d')
+    rec_path = args.rec or default_rec_path(args.dataset, args.data_dir)
+    try:
+        if args.batch_size < 1:
+            raise ValueError('--batch-size must be at least 1, got %d' % args.batch_size)
+        ctx = context_for_gpu(args.gpu)
+        model = HeatmapModel(args.prefix, args.epoch, ctx=ctx, batch_size=args.batch_size)
+        detector = None
+        if args.use_essh:
+            detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)
+            print('face detector: %s' % detector.name)
+        result = evaluate_rec(model, rec_path, args.dataset, landmark_type, decode=args.decode,
+                              batch_size=args.batch_size, detector=detector)
+        paths = save_evaluation(result, args.output or os.path.join('outputs', 'eval'))
+    except ValueError as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 2
+    print('\n'.join(summary_lines(result)))
+    for kind, path in sorted(paths.items()):
+        print('wrote %s: %s' % (kind, path))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

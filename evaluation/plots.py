@@ -1,0 +1,30 @@
+"""Pictures of evaluation results, drawn on matplotlib's Agg canvas directly (no pyplot, so
+no display and no global backend choice)."""
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from training.checkpoint import atomic_write
+
+from . import metrics
+
+
+def save_ced_plot(curves, path, max_error=0.10, title='Cumulative error distribution'):
+    """Plot the CED of each `{label: per-image NME fractions}` up to `max_error` and write it
+    as a PNG atomically (a half-written picture never appears under `path`)."""
+    figure = Figure(figsize=(6, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, errors in curves.items():
+        thresholds, fraction = metrics.ced(errors, max_error)
+        axes.plot(thresholds * 100, fraction * 100,
+                  label='%s (AUC@%.2f %.4f)' % (label, max_error, metrics.auc(errors, max_error)))
+    axes.set_xlim(0, max_error * 100)
+    axes.set_ylim(0, 100)
+    axes.set_xlabel('NME (%)')
+    axes.set_ylabel('Images (%)')
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc='lower right')
+    atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
+                                                       bbox_inches='tight'))
+    return path

@@ -1,0 +1,166 @@
+"""The NME protocol behind the published table (SPEC 3), over one test `.rec` file.
+
+Each record is cropped the way the original evaluation does (ground-truth five-point alignment
+and box, or with `detector` the detected face as in its `--use-essh` mode), the network's
+heatmaps are decoded in the 128 crop and mapped back to record-image pixels, and the ground
+truth takes the same round trip with floor (2D) or round (3D) applied in the crop.
+"""
+import struct
+from dataclasses import dataclass, field
+
+import cv2
+import mxnet as mx
+import numpy as np
+from tqdm import tqdm
+
+from data.codec import decode_heatmaps
+from data.landmarks import NUM_LANDMARKS
+from data.recordio import split_paths, unpack_record
+from data.transforms import TOP_SHIFT, protocol_crop
+from inference.crop import (CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
+                            image_to_crop, nearest_to_centre)
+
+from . import metrics
+
+FAILURE_THRESHOLDS = (0.08, 0.10)
+_NORMALISER = {'2d': 'eye', '3d': 'box'}
+_SNAP = {'2d': np.floor, '3d': np.round}
+
+
+@dataclass
+class EvaluationResult:
+    """Per-image outcome of one evaluation run; points are (x, y) in record-image pixels."""
+    dataset: str
+    landmark_type: str
+    decode: str
+    record_ids: list
+    predictions: np.ndarray
+    ground_truth: np.ndarray
+    skipped: list = field(default_factory=list)   # (record id, reason)
+    detector: str = ''
+
+    @property
+    def normaliser(self):
+        return _NORMALISER[self.landmark_type]
+
+    @property
+    def point_errors(self):
+        """(N, 68) normalised point errors."""
+        if not self.record_ids:
+            return np.zeros((0, NUM_LANDMARKS))
+        return metrics.point_errors(self.predictions, self.ground_truth, self.normaliser)
+
+    @property
+    def nme(self):
+        """(N,) per-image NME as a fraction."""
+        return self.point_errors.mean(axis=1)
+
+    @property
+    def mean_nme(self):
+        return float(self.nme.mean()) if self.record_ids else float('nan')
+
+    @property
+    def per_landmark_error(self):
+        """(68,) mean normalised error of each landmark over the images."""
+        return self.point_errors.mean(axis=0)
+
+    def auc(self, threshold):
+        return metrics.auc(self.nme, threshold)
+
+    def failure_rate(self, threshold):
+        return metrics.failure_rate(self.nme, threshold)
+
+    @property
+    def summary_line(self):
+        return 'nme on %s is %.3f%%' % (self.dataset, self.mean_nme * 100)
+
+    def summary(self):
+        """The headline numbers as a plain dict (None where there are no images)."""
+        has_images = bool(self.record_ids)
+        out = {'dataset': self.dataset, 'landmark_type': self.landmark_type,
+               'normaliser': self.normaliser, 'decode': self.decode,
+               'detector': self.detector or None, 'images': len(self.record_ids),
+               'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None}
+        for t in FAILURE_THRESHOLDS:
+            out['auc@%.2f' % t] = self.auc(t) if has_images else None
+            out['failure@%.2f' % t] = self.failure_rate(t) if has_images else None
+        return out
+
+
+def _open_records(rec_path):
+    idx_path, rec_path = split_paths(rec_path)
+    for path in (rec_path, idx_path):
+        try:
+            open(path, 'rb').close()
+        except OSError as exc:
+            raise ValueError('%s: cannot open test set (%s)' % (path, exc.strerror)) from None
+    return mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r'), rec_path
+
+
+def _crop(image, gt_points, dataset_name, detector):
+    """(crop, M_align, M_crop), or None when the detector finds no face."""
+    if detector is None:
+        return protocol_crop(image, gt_points, TOP_SHIFT[dataset_name], output_size=CROP_SIZE)
+    face = nearest_to_centre(detector.detect(image, threshold=DETECTION_THRESHOLD), image.shape)
+    if face is None:
+        return None
+    return crop_detected_face(image, face, detector, DETECTION_THRESHOLD,
+                              require_redetection=True)
+
+
+def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argmax',
+                 batch_size=16, progress=True, detector=None):
+    """Run the protocol over every record of `rec_path`.
+
+    `predictor.predict(crops_bgr (N, 128, 128, 3) uint8) -> (N, 68, h, w)` heatmaps (see
+    inference.model.HeatmapModel). `dataset_name` picks the box's top shift (SPEC 3);
+    `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
+    not decode, or where `detector` finds no face, are skipped and listed in the result.
+    """
+    if dataset_name not in TOP_SHIFT:
+        raise ValueError('unknown test set %r; valid: %s'
+                         % (dataset_name, ', '.join(sorted(TOP_SHIFT))))
+    if landmark_type not in _SNAP:
+        raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
+    reader, rec_file = _open_records(rec_path)
+    result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
+                              detector=getattr(detector, 'name', ''))
+    predictions, ground_truth = [], []
+    pending = []   # (record id, crop, M_align, M_crop, gt points)
+
+    def flush():
+        heatmaps = predictor.predict(np.stack([p[1] for p in pending]))
+        crop_points = decode_heatmaps(heatmaps, input_size=CROP_SIZE, method=decode)
+        for (record_id, _, m_align, m_crop, gt), points in zip(pending, crop_points):
+            result.record_ids.append(record_id)
+            snapped = _SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
+            # The original stored both point sets in float32 arrays before measuring.
+            predictions.append(crop_to_image(points, m_align, m_crop).astype(np.float32))
+            ground_truth.append(crop_to_image(snapped, m_align, m_crop).astype(np.float32))
+        pending.clear()
+
+    try:
+        for key in tqdm(list(reader.keys), desc=dataset_name, disable=not progress):
+            try:
+                image, gt_points, _ = unpack_record(reader.read_idx(key))
+            except (ValueError, struct.error, cv2.error, mx.base.MXNetError) as exc:
+                # MXNet puts its reason on the last line of a multi-line message.
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+                result.skipped.append((int(key), 'unreadable record: %s' % reason))
+                continue
+            cropped = _crop(image, gt_points, dataset_name, detector)
+            if cropped is None:
+                result.skipped.append((int(key), 'no face detected'))
+                continue
+            pending.append((int(key),) + tuple(cropped) + (gt_points,))
+            if len(pending) == batch_size:
+                flush()
+        if pending:
+            flush()
+    finally:
+        reader.close()
+    if not result.record_ids and not result.skipped:
+        raise ValueError('%s: test set has no records' % rec_file)
+    result.predictions = np.array(predictions, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
+    result.ground_truth = np.array(ground_truth, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
+    return result

@@ -1,0 +1,54 @@
+"""Writing an evaluation's results: summary text, JSON files and the CED curve."""
+import json
+import os
+
+from training.checkpoint import atomic_write
+
+from .plots import save_ced_plot
+from .protocol import FAILURE_THRESHOLDS
+
+
+def write_json_atomic(path, obj):
+    """Write `obj` as JSON via a temporary file, so readers never see a partial file."""
+    def write(tmp_path):
+        with open(tmp_path, 'w') as f:
+            json.dump(obj, f)
+            f.write('\n')
+    atomic_write(path, write)
+    return path
+
+
+def summary_lines(result):
+    """The printed report: the original's `nme on <dataset> is x.xxx%` line first."""
+    lines = [result.summary_line]
+    if result.record_ids:
+        lines.append('  ' + '  '.join('AUC@%.2f %.4f  failure@%.2f %.2f%%' % (
+            t, result.auc(t), t, result.failure_rate(t) * 100) for t in FAILURE_THRESHOLDS))
+    lines.append('  images %d, skipped %d%s' % (
+        len(result.record_ids), len(result.skipped),
+        ', detector %s' % result.detector if result.detector else ''))
+    lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)
+    return lines
+
+
+def save_evaluation(result, output_dir):
+    """Write `<dataset>_results.json`, `<dataset>_per_landmark.json` and `<dataset>_ced.png`
+    into `output_dir`; return their paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    stem = os.path.join(output_dir, result.dataset)
+    nme = result.nme
+    per_image = [{'record_id': rid, 'nme': float(err), 'prediction': pred.tolist(),
+                  'ground_truth': gt.tolist()}
+                 for rid, err, pred, gt in zip(result.record_ids, nme, result.predictions,
+                                               result.ground_truth)]
+    results = dict(result.summary(), points='x, y in record-image pixels', per_image=per_image,
+                   skipped=[{'record_id': rid, 'reason': why} for rid, why in result.skipped])
+    paths = {'results': write_json_atomic(stem + '_results.json', results)}
+    per_landmark = {'dataset': result.dataset, 'normaliser': result.normaliser,
+                    'mean_error': result.per_landmark_error.tolist()}
+    paths['per_landmark'] = write_json_atomic(stem + '_per_landmark.json', per_landmark)
+    if result.record_ids:
+        paths['ced'] = save_ced_plot({result.dataset: nme}, stem + '_ced.png', max_error=0.10,
+                                     title='CED on %s (%s NME)' % (result.dataset,
+                                                                   result.normaliser))
+    return paths

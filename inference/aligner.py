@@ -1,0 +1,84 @@
+"""Face alignment on arbitrary photos: detect faces, crop each, predict 68 landmarks."""
+from dataclasses import dataclass
+
+import numpy as np
+
+import essh
+from data.codec import DECODE_METHODS, decode_heatmaps
+from data.transforms import compose_affine
+
+from .crop import CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, crop_to_image
+from .images import to_bgr8
+from .onnx_model import load_heatmap_model
+
+
+@dataclass
+class AlignedFace:
+    """One face: detector box (x1, y1, x2, y2) and score, 68 (x, y) landmarks in the original
+    image, the 128 x 128 BGR crop the network saw and `crop_transform`, the 2 x 3 map from
+    image to crop pixels."""
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    crop: np.ndarray
+    crop_transform: np.ndarray
+
+    def to_dict(self):
+        return {'box': [float(v) for v in self.box], 'score': float(self.score),
+                'landmarks': np.round(self.landmarks, 2).tolist()}
+
+
+class FaceAligner:
+    """`FaceAligner(prefix, epoch).get_landmarks(image)` -> list of AlignedFace.
+
+    `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
+    'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
+    `.onnx` file). `decode` 'subpixel' refines each peak at heatmap resolution; 'argmax' is
+    the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
+    anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects; by default
+    the ESSH detector from `essh_dir`, or OpenCV's cascade when that is missing (the choice is
+    printed).
+    """
+
+    def __init__(self, prefix, epoch=0, ctx=None, detector=None, batch_size=16,
+                 threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir='essh-model',
+                 backend='mxnet'):
+        if decode not in DECODE_METHODS:
+            raise ValueError('unknown decode method %r; valid: %s'
+                             % (decode, ', '.join(DECODE_METHODS)))
+        self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
+                                        batch_size=batch_size)
+        if detector is None:
+            detector = essh.load_detector(essh_dir, ctx=ctx, fallback=True)
+            print('face detector: %s' % detector.name)
+        self.detector = detector
+        self.threshold = threshold
+        self.decode = decode
+
+    def get_landmarks(self, image):
+        """Faces of one image (grey, BGR or BGRA; 8/16-bit or float); [] when there is none."""
+        return self.get_landmarks_batch([image])[0]
+
+    def get_landmarks_batch(self, images):
+        """One list of AlignedFace per image; all faces go through the network together."""
+        faces, crops, maps = [], [], []
+        for index, image in enumerate(images):
+            bgr = to_bgr8(image)
+            for face in self.detector.detect(bgr, threshold=self.threshold):
+                crop, m_align, m_crop = crop_detected_face(bgr, face, self.detector,
+                                                           self.threshold)
+                faces.append((index, face))
+                crops.append(crop)
+                maps.append((m_align, m_crop))
+        results = [[] for _ in images]
+        if not crops:
+            return results
+        heatmaps = self.model.predict(np.stack(crops))
+        crop_points = decode_heatmaps(heatmaps, input_size=CROP_SIZE, method=self.decode)
+        for (index, face), crop, (m_align, m_crop), points in zip(faces, crops, maps,
+                                                                 crop_points):
+            results[index].append(AlignedFace(
+                box=np.asarray(face.box, dtype=np.float64)[:4], score=float(face.score),
+                landmarks=crop_to_image(points, m_align, m_crop), crop=crop,
+                crop_transform=compose_affine(m_align, m_crop)))
+        return results

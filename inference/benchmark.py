@@ -1,0 +1,92 @@
+"""Per-face inference timings: the original's per-face path against the library's batched
+MXNet and onnxruntime paths, each from 128 x 128 crops to landmarks in crop pixels."""
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+import symbols
+from data.codec import decode_heatmaps
+from training.checkpoint import save_checkpoint
+
+from .baseline import PerFaceBaseline
+from .model import INPUT_SIZE, HeatmapModel
+from .onnx_export import onnx_model_of
+from .onnx_model import OnnxHeatmapModel
+
+ORIGINAL = 'original per-face (MXNet)'
+UNFUSED = 'original, graph unfused'
+
+
+@dataclass
+class Timing:
+    path: str
+    batch: int
+    wall_ms: float     # per face
+    cpu_ms: float      # per face, all threads of this process
+
+    def speedup_over(self, reference):
+        """(wall, CPU) time of `reference` over this path's."""
+        return reference.wall_ms / self.wall_ms, reference.cpu_ms / self.cpu_ms
+
+
+def save_random_checkpoint(prefix, network):
+    """A random-weight checkpoint of a zoo network (for timing only); returns the prefix."""
+    symbol = symbols.get_symbol(network)
+    arg_params, aux_params = symbols.init_params(symbol, (1, 3, INPUT_SIZE, INPUT_SIZE))
+    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def time_per_face(landmarks_of, crops, batch):
+    """Wall and CPU milliseconds per face of `landmarks_of(chunk)` over `crops` in chunks of
+    `batch`, after one untimed call per chunk size (binding, first-run allocations)."""
+    chunks = [crops[start:start + batch] for start in range(0, len(crops), batch)]
+    for size in sorted({len(chunk) for chunk in chunks}):
+        landmarks_of(crops[:size])
+    wall, cpu = time.perf_counter(), time.process_time()
+    for chunk in chunks:
+        landmarks_of(chunk)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return 1000.0 * wall / len(crops), 1000.0 * cpu / len(crops)
+
+
+def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progress=True):
+    """Timings of every path on `faces` random crops: the original per-face path (as it runs
+    on MXNet 1.9, and with the unfused graph MXNet 1.3 ran), the library path with MXNet at
+    batch 1 and `batch_size`, and the same with onnxruntime."""
+    crops = np.random.RandomState(seed).randint(0, 256, (faces, INPUT_SIZE, INPUT_SIZE, 3))
+    crops = crops.astype(np.uint8)
+    baseline = PerFaceBaseline(prefix, epoch)
+    unfused = PerFaceBaseline(prefix, epoch, fused=False)
+    mxnet_model = HeatmapModel(prefix, epoch, batch_size=batch_size)
+    onnx_model = OnnxHeatmapModel(onnx_model_of(prefix, epoch), batch_size=batch_size)
+
+    def library(model):
+        return lambda chunk: decode_heatmaps(model.predict(chunk), INPUT_SIZE, 'subpixel')
+
+    paths = [(ORIGINAL, baseline.landmarks, 1),
+             (UNFUSED, unfused.landmarks, 1),
+             ('library MXNet', library(mxnet_model), 1),
+             ('library MXNet', library(mxnet_model), batch_size),
+             ('library onnxruntime', library(onnx_model), 1),
+             ('library onnxruntime', library(onnx_model), batch_size)]
+    timings = []
+    for name, landmarks_of, batch in tqdm(paths, desc=os.path.basename(prefix),
+                                          disable=not progress):
+        timings.append(Timing(name, batch, *time_per_face(landmarks_of, crops, batch)))
+    return timings
+
+
+def format_timings(title, timings):
+    """A small table: path, batch, wall and CPU ms per face and the speed-ups over the
+    original path by each (CPU time moves less with other load on a shared machine)."""
+    reference = next(t for t in timings if t.path == ORIGINAL)
+    lines = [title, '  %-28s %5s %9s %9s %10s %10s' % (
+        'path', 'batch', 'ms/face', 'cpu ms', 'speed-up', 'cpu ratio')]
+    for t in timings:
+        lines.append('  %-28s %5d %9.1f %9.1f %9.2fx %9.2fx' % (
+            (t.path, t.batch, t.wall_ms, t.cpu_ms) + t.speedup_over(reference)))
+    return '\n'.join(lines)

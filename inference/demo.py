@@ -1,0 +1,78 @@
+"""Running a FaceAligner over image files and videos and saving what it found."""
+import json
+import os
+
+import cv2
+from tqdm import tqdm
+
+from evaluation.report import write_json_atomic
+from training.checkpoint import atomic_write
+
+from .draw import draw_faces
+from .images import read_image, to_bgr8
+
+
+def _stem(path, output_dir):
+    return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+
+
+def _write_bytes(path, payload):
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as f:
+            f.write(payload)
+    atomic_write(path, write)
+    return path
+
+
+def annotate_image(aligner, path, output_dir):
+    """Write `<name>_landmarks.png` (boxes + contours) and `<name>.json`; return
+    (png path, json path, faces)."""
+    image = read_image(path)
+    faces = aligner.get_landmarks(image)
+    stem = _stem(path, output_dir)
+    png = cv2.imencode('.png', draw_faces(image, faces))[1].tobytes()
+    png_path = _write_bytes(stem + '_landmarks.png', png)
+    json_path = write_json_atomic(stem + '.json', {
+        'image': path, 'width': image.shape[1], 'height': image.shape[0],
+        'faces': [face.to_dict() for face in faces]})
+    return png_path, json_path, faces
+
+
+def annotate_video(aligner, path, output_dir, on_frame=None):
+    """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`;
+    `on_frame(annotated)` sees each drawn frame. Return (jsonl path, video path, frames)."""
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError('%s: not a readable video' % path)
+    stem = _stem(path, output_dir)
+    # OpenCV picks the container from the file extension, so the temporary name keeps it.
+    video_path, tmp_video = stem + '_landmarks.mp4', stem + '_landmarks.tmp.mp4'
+    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    writer, lines = None, []
+    try:
+        with tqdm(total=total, desc=os.path.basename(path), unit='frame') as bar:
+            ok, frame = capture.read()
+            while ok:
+                frame = to_bgr8(frame)
+                faces = aligner.get_landmarks(frame)
+                lines.append(json.dumps({'frame': len(lines),
+                                         'faces': [f.to_dict() for f in faces]}))
+                annotated = draw_faces(frame, faces)
+                if writer is None:
+                    writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*'mp4v'), fps,
+                                             (frame.shape[1], frame.shape[0]))
+                writer.write(annotated)
+                if on_frame is not None:
+                    on_frame(annotated)
+                bar.update(1)
+                ok, frame = capture.read()
+    finally:
+        capture.release()
+        if writer is not None:
+            writer.release()
+    if not lines:
+        raise ValueError('%s: video has no readable frames' % path)
+    os.replace(tmp_video, video_path)
+    jsonl_path = _write_bytes(stem + '.jsonl', ('\n'.join(lines) + '\n').encode())
+    return jsonl_path, video_path, len(lines)

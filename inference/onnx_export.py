@@ -1,0 +1,89 @@
+"""Exporting a checkpoint's heatmap network to ONNX with MXNet's own exporter.
+
+Two fixes make MXNet 1.9.1's output load well in onnxruntime: the exporter stamps the model
+with the installed onnx package's newest opset (20 for onnx 1.15) although its translation
+tables stop at opset 13, and onnxruntime refuses that "in development" opset, so the model is
+stamped with the opset its nodes were written for; and it lists every weight as a graph input
+as well as an initializer, which keeps onnxruntime from folding them (no conv + BN fusion).
+
+One MXNet default needs spelling out for the exporter: Deconvolution has no bias unless told
+otherwise, but the exporter assumes a bias when the attribute is absent (SAT up-sampling).
+"""
+import json
+import logging
+import os
+import tempfile
+
+import mxnet as mx
+import numpy as np
+import onnx
+
+from training.checkpoint import atomic_write
+
+from .model import (INPUT_SIZE, checked_params, checkpoint_paths, error_line,
+                    load_inference_checkpoint)
+
+# Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
+EXPORT_OPSET = 13
+
+
+def _explicit_deconvolution_bias(symbol):
+    """`symbol` with MXNet's default `no_bias=True` written on Deconvolution nodes lacking it."""
+    graph = json.loads(symbol.tojson())
+    for node in graph['nodes']:
+        if node['op'] == 'Deconvolution':
+            node.setdefault('attrs', {}).setdefault('no_bias', 'True')
+    return mx.sym.load_json(json.dumps(graph))
+
+
+def _exporter_graph(symbol, params, batch_size, path):
+    """Run mx.onnx.export_model into `path`, keeping its per-node logging quiet."""
+    shape = (batch_size or 1, 3, INPUT_SIZE, INPUT_SIZE)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    dynamic = {} if batch_size else {'dynamic': True,
+                                     'dynamic_input_shapes': [(None,) + shape[1:]]}
+    try:
+        mx.onnx.export_model(symbol, params, in_shapes=[shape], in_types=[np.float32],
+                             onnx_file_path=path, **dynamic)
+    finally:
+        root.setLevel(level)
+    return onnx.load(path)
+
+
+def onnx_model_of(prefix, epoch, batch_size=None):
+    """The checkpoint's `heatmap_output` as a checked onnx.ModelProto with input `data`
+    (N x 3 x 128 x 128 RGB 0..255) and one N x 68 x 64 x 64 output; N is `batch_size`, or
+    free when None."""
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
+    symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
+    symbol_path, weights_path = checkpoint_paths(prefix, epoch)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            arg_params, aux_params = checked_params(symbol, arg_params, aux_params,
+                                                    weights_path)
+            model = _exporter_graph(_explicit_deconvolution_bias(symbol),
+                                    dict(arg_params, **aux_params), batch_size,
+                                    os.path.join(scratch, 'model.onnx'))
+        except (mx.base.MXNetError, AssertionError, AttributeError, KeyError, TypeError) as exc:
+            # The exporter fails with plain Python errors on operators it cannot translate.
+            raise ValueError('%s: ONNX export failed (%s)'
+                             % (symbol_path, error_line(exc))) from None
+    for opset in model.opset_import:
+        if opset.domain in ('', 'ai.onnx'):
+            opset.version = EXPORT_OPSET
+    weights = {initializer.name for initializer in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(prefix, epoch, output_path, batch_size=None):
+    """Write the checkpoint's heatmap network to `output_path` (atomically); return the path."""
+    model = onnx_model_of(prefix, epoch, batch_size)
+    atomic_write(output_path, lambda tmp: onnx.save(model, tmp))
+    return output_path

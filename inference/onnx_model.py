@@ -1,0 +1,87 @@
+"""Running an exported heatmap network with onnxruntime, behind HeatmapModel's interface."""
+import os
+
+import numpy as np
+import onnxruntime
+
+from .model import INPUT_SIZE, HeatmapModel, crops_to_planes
+from .onnx_export import onnx_model_of
+
+BACKENDS = ('mxnet', 'onnxruntime')
+_ORT = onnxruntime.capi.onnxruntime_pybind11_state
+# onnxruntime's errors derive from Exception only.
+ORT_ERRORS = (_ORT.Fail, _ORT.InvalidArgument, _ORT.InvalidGraph, _ORT.InvalidProtobuf,
+              _ORT.NotImplemented, _ORT.RuntimeException)
+
+
+class OnnxHeatmapModel:
+    """`predict(crops_bgr)` like HeatmapModel, from an onnx.ModelProto, its serialised bytes
+    or (`from_file`) a `.onnx` file.
+
+    A model exported with a free batch dimension takes chunks of up to `batch_size` faces
+    as they come; one exported for a fixed N gets every chunk padded to N.
+    """
+
+    def __init__(self, model, batch_size=16, source='ONNX model'):
+        if int(batch_size) < 1:
+            raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
+        payload = model if isinstance(model, bytes) else model.SerializeToString()
+        try:
+            self._session = onnxruntime.InferenceSession(
+                payload, providers=['CPUExecutionProvider'])
+            inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+            if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
+                raise ValueError('%s: expected one N x 3 x 128 x 128 input and one output, '
+                                 'got input shapes %s and %d outputs'
+                                 % (source, [i.shape for i in inputs], len(outputs)))
+            self._input_name = inputs[0].name
+            batch = inputs[0].shape[0]
+            self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
+            self.batch_size = self.fixed_batch or int(batch_size)
+            probe = np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+            self.heatmap_shape = tuple(self._run(probe).shape[1:])
+        except ORT_ERRORS as exc:
+            raise ValueError('%s: onnxruntime cannot run it (%s)'
+                             % (source, str(exc).strip().splitlines()[0])) from None
+
+    @classmethod
+    def from_file(cls, path, batch_size=16):
+        try:
+            with open(path, 'rb') as handle:
+                payload = handle.read()
+        except OSError as exc:
+            raise ValueError('%s: cannot read ONNX model (%s)' % (path, exc.strerror)) from None
+        return cls(payload, batch_size=batch_size, source=path)
+
+    def _run(self, planes):
+        count = len(planes)
+        if self.fixed_batch is not None and count != self.fixed_batch:
+            padded = np.zeros((self.fixed_batch,) + planes.shape[1:], dtype=np.float32)
+            padded[:count] = planes
+            planes = padded
+        return self._session.run(None, {self._input_name: planes})[0][:count]
+
+    def predict(self, crops_bgr):
+        """(N, 128, 128, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
+        planes = crops_to_planes(crops_bgr)
+        outputs = [self._run(planes[start:start + self.batch_size])
+                   for start in range(0, len(planes), self.batch_size)]
+        if not outputs:
+            return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
+        return np.concatenate(outputs)
+
+
+def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16):
+    """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
+    'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
+    checkpoint exported on the fly."""
+    if backend == 'mxnet':
+        return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size)
+    if backend == 'onnxruntime':
+        if prefix.lower().endswith('.onnx'):
+            if not os.path.isfile(prefix):
+                raise ValueError('%s: no such ONNX model' % prefix)
+            return OnnxHeatmapModel.from_file(prefix, batch_size=batch_size)
+        return OnnxHeatmapModel(onnx_model_of(prefix, epoch), batch_size=batch_size,
+                                source='%s-symbol.json' % prefix)
+    raise ValueError('unknown inference backend %r; valid: %s' % (backend, ', '.join(BACKENDS)))

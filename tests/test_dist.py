@@ -1,0 +1,32 @@
+import json
+import os
+import subprocess
+import sys
+
+from conftest import ROOT
+from test_train import synth_dir, train_command  # noqa: F401 (synth_dir is a fixture)
+
+
+def end_record(log_path):
+    with open(log_path) as f:
+        return [json.loads(line) for line in f if '"kind": "end"' in line][-1]
+
+
+def test_two_workers_and_a_server_on_loopback_end_with_identical_weights(synth_dir, tmp_path):
+    prefix = tmp_path / 'model'
+    worker = train_command(synth_dir, prefix, '--kvstore', 'dist_sync', '--max-steps', '6',
+                           '--lr-epoch-step', '4', '--verbose', '100')
+    launch = [sys.executable, os.path.join(ROOT, 'scripts', 'launch_dist.py'), '-n', '2', '-s',
+              '1', '--'] + worker
+    result = subprocess.run(launch, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    chief = end_record('%s-log.jsonl' % prefix)
+    other = end_record('%s-log-rank1.jsonl' % prefix)
+    assert chief['batch'] == other['batch'] == 6
+    assert chief['weights_sha1'] == other['weights_sha1']
+
+    # The same start without training: the workers' weights did move.
+    untrained = tmp_path / 'untrained'
+    subprocess.run(train_command(synth_dir, untrained, '--max-steps', '0', '--lr-epoch-step', '4'),
+                   cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert end_record('%s-log.jsonl' % untrained)['weights_sha1'] != chief['weights_sha1']

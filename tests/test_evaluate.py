@@ -1,0 +1,261 @@
+"""Evaluation protocol (SPEC 3) and the evaluate.py CLI, on a tiny random-weight network."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED_DATA
+
+import essh
+import symbols
+from data.codec import encode_heatmaps
+from data.landmarks import five_points
+from data.recordio import RecordWriter, split_paths, unpack_record
+from data.transforms import TOP_SHIFT, protocol_crop
+from evaluation import metrics
+from evaluation.protocol import evaluate_rec
+from inference.crop import image_to_crop
+
+SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
+NME_LINE = re.compile(r'^nme on (\S+) is (\d+\.\d{3})%$', re.M)
+
+
+def save_tiny_model(prefix):
+    """A small random-initialised hg2d3-cab checkpoint in the original's Module format."""
+    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
+    module = mx.mod.Module(symbol, data_names=['data'], label_names=['softmax_label'])
+    module.bind(data_shapes=[('data', (1, 3, 128, 128))],
+                label_shapes=[('softmax_label', (1, 68, 64, 64))])
+    module.init_params(symbols.initializer())
+    arg_params, aux_params = module.get_params()
+    mx.model.save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def synthetic_face_points(shift=(0.0, 0.0), scale=1.0):
+    """A plausible 68-point face (x, y) centred in a 384 record image."""
+    def ellipse(cx, cy, rx, ry, angles):
+        return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
+    parts = [
+        ellipse(192, 190, 95, 115, np.linspace(np.pi, 0, 17)),                     # jaw
+        np.stack([np.linspace(118, 172, 5), np.full(5, 138.3)], axis=1),            # brows
+        np.stack([np.linspace(212, 266, 5), np.full(5, 138.7)], axis=1),
+        np.stack([np.full(4, 192.2), np.linspace(160, 214, 4)], axis=1),            # nose
+        np.stack([np.linspace(171, 213, 5), np.full(5, 226.6)], axis=1),
+        ellipse(146.4, 164.6, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),  # eyes
+        ellipse(237.7, 165.4, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),
+        ellipse(192.3, 262.5, 36, 15, np.linspace(np.pi, -np.pi, 12, endpoint=False)),  # mouth
+        ellipse(192.3, 262.5, 24, 6, np.linspace(np.pi, -np.pi, 8, endpoint=False)),
+    ]
+    points = np.concatenate(parts)
+    return (points - 192) * scale + 192 + np.asarray(shift)
+
+
+def write_synthetic_rec(prefix, count=5, seed=0):
+    """`count` records of a drawn face, each slightly moved and scaled."""
+    rng = np.random.RandomState(seed)
+    with RecordWriter(prefix) as writer:
+        for _ in range(count):
+            points = synthetic_face_points(rng.uniform(-6, 6, 2), rng.uniform(0.9, 1.05))
+            image = rng.randint(0, 60, (384, 384, 3)).astype(np.uint8)
+            for x, y in points:
+                image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = 230
+            writer.write(image, points)
+    return writer.rec_path
+
+
+def crop_ground_truth(rec_path, dataset):
+    """Ground truth of every record in its 128 protocol crop (the test's own oracle)."""
+    idx_path, rec_path = split_paths(rec_path)
+    reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
+    out = []
+    for key in reader.keys:
+        image, points, _ = unpack_record(reader.read_idx(key))
+        points = points.astype(np.float64)
+        _, m_align, m_crop = protocol_crop(image, points, TOP_SHIFT[dataset])
+        out.append(image_to_crop(points, m_align, m_crop))
+    reader.close()
+    return out
+
+
+class OraclePredictor:
+    """Returns, in record order, heatmaps made from the known crop ground truth."""
+
+    def __init__(self, crop_points, make_heatmaps):
+        self._queue = list(crop_points)
+        self._make = make_heatmaps
+
+    def predict(self, crops):
+        assert crops.shape[1:] == (128, 128, 3) and crops.dtype == np.uint8
+        batch, self._queue = self._queue[:len(crops)], self._queue[len(crops):]
+        return np.stack([self._make(points) for points in batch])
+
+
+def peaks_at(snap):
+    """128 x 128 maps with a single peak at the snapped point: argmax decodes it exactly."""
+    def make(points):
+        maps = np.zeros((len(points), 128, 128), dtype=np.float32)
+        for i, (x, y) in enumerate(snap(points).astype(int)):
+            maps[i, y, x] = 1.0
+        return maps
+    return make
+
+
+@pytest.fixture(scope='module')
+def synthetic_rec(tmp_path_factory):
+    return write_synthetic_rec(str(tmp_path_factory.mktemp('recs') / 'ibug'), count=6)
+
+
+@pytest.fixture(scope='module')
+def tiny_prefix(tmp_path_factory):
+    return save_tiny_model(str(tmp_path_factory.mktemp('model') / 'model'))
+
+
+@pytest.mark.parametrize('landmark_type, snap', [('2d', np.floor), ('3d', np.round)])
+def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_type, snap):
+    truth = crop_ground_truth(synthetic_rec, 'ibug')
+    result = evaluate_rec(OraclePredictor(truth, peaks_at(snap)), synthetic_rec, 'ibug',
+                          landmark_type, batch_size=4, progress=False)
+    assert len(result.record_ids) == 6 and not result.skipped
+    assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
+    assert result.summary_line == 'nme on ibug is 0.000%'
+
+
+def test_2d_floors_and_3d_rounds_ground_truth(synthetic_rec):
+    truth = crop_ground_truth(synthetic_rec, 'ibug')
+    fractions = np.concatenate(truth) % 1.0
+    assert (fractions >= 0.5).any()   # some points round up, so floor and round differ
+    floored_as_3d = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec,
+                                 'ibug', '3d', progress=False)
+    assert floored_as_3d.mean_nme > 0.001
+    expected = metrics.nme(floored_as_3d.predictions, floored_as_3d.ground_truth, 'box')
+    np.testing.assert_allclose(floored_as_3d.nme, expected)
+
+
+def test_encoded_ground_truth_heatmaps_give_rounding_floor_nme(synthetic_rec):
+    truth = crop_ground_truth(synthetic_rec, 'ibug')
+    result = evaluate_rec(OraclePredictor(truth, encode_heatmaps), synthetic_rec, 'ibug', '2d',
+                          progress=False)
+    # Only the 64-pixel label grid and the 128 crop's integer pixels separate prediction and
+    # truth: at most ~2 crop pixels, a few percent of the eye distance, never zero for all.
+    assert 0.0 < result.mean_nme < 0.05
+    assert result.failure_rate(0.08) == 0.0 and result.auc(0.10) > 0.5
+    assert result.per_landmark_error.shape == (68,)
+
+
+def test_bad_record_is_skipped_and_reported(tmp_path):
+    source_path = write_synthetic_rec(str(tmp_path / 'src'), count=3)
+    source = mx.recordio.MXIndexedRecordIO(*split_paths(source_path), 'r')
+    idx_path, rec_path = split_paths(str(tmp_path / 'cofw_testset'))
+    writer = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'w')
+    writer.write_idx(0, source.read_idx(0))
+    writer.write_idx(1, b'not a record at all')
+    writer.write_idx(2, source.read_idx(2))
+    writer.close()
+    source.close()
+    truth = crop_ground_truth(source_path, 'cofw_testset')
+    result = evaluate_rec(OraclePredictor([truth[0], truth[2]], peaks_at(np.floor)), rec_path,
+                          'cofw_testset', '2d', progress=False)
+    assert result.record_ids == [0, 2]
+    assert [key for key, _ in result.skipped] == [1]
+    assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
+
+
+def test_detector_crop_counts_misses(synthetic_rec):
+    class NoFaces:
+        name = 'none'
+
+        def detect(self, image, threshold=0.4):
+            return []
+    result = evaluate_rec(OraclePredictor([], peaks_at(np.floor)), synthetic_rec, 'ibug', '2d',
+                          progress=False, detector=NoFaces())
+    assert not result.record_ids
+    assert [why for _, why in result.skipped] == ['no face detected'] * 6
+
+
+class DotDetector:
+    """Finds the drawn synthetic face: box of its bright landmark dots, and (optionally) the
+    five points of the undisplaced synthetic face, in every image it is shown."""
+    name = 'dots'
+
+    def __init__(self, with_points):
+        self.points = five_points(synthetic_face_points()) if with_points else None
+
+    def detect(self, image, threshold=0.4):
+        ys, xs = np.nonzero(image.min(axis=2) > 200)
+        if len(xs) == 0:
+            return []
+        box = np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+        return [essh.Face(box, 0.99, self.points)]
+
+
+class DotCounter:
+    """Checks that each crop it is given shows the face's dots, and predicts zeros."""
+
+    def predict(self, crops):
+        assert all((crop.min(axis=2) > 150).sum() > 100 for crop in crops)
+        return np.zeros((len(crops), 68, 64, 64), dtype=np.float32)
+
+
+@pytest.mark.parametrize('with_points', [True, False])
+def test_detector_crop_holds_the_face(synthetic_rec, with_points):
+    result = evaluate_rec(DotCounter(), synthetic_rec, '300W', '2d', progress=False,
+                          detector=DotDetector(with_points))
+    assert len(result.record_ids) == 6 and not result.skipped and result.detector == 'dots'
+
+
+def test_unknown_dataset_and_missing_rec_are_clear_errors(synthetic_rec, tmp_path):
+    with pytest.raises(ValueError, match='unknown test set'):
+        evaluate_rec(None, synthetic_rec, 'helen', '2d')
+    with pytest.raises(ValueError, match='nowhere.rec'):
+        evaluate_rec(None, str(tmp_path / 'nowhere.rec'), 'ibug', '2d')
+
+
+def run_cli(script, *args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, script)] + list(args),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix):
+    if os.path.isdir(SMOKE_2D):
+        from data.converters import pack_pts_folder
+        rec_path = pack_pts_folder(SMOKE_2D, str(tmp_path / 'data'), split='ibug').paths['ibug']
+    else:
+        rec_path = write_synthetic_rec(str(tmp_path / 'data' / 'ibug'), count=4)
+    out = tmp_path / 'out'
+    proc = run_cli('evaluate.py', '--dataset', 'ibug', '--rec', rec_path, '--prefix',
+                   tiny_prefix, '--epoch', '0', '--gpu', '-1', '--landmark-type', '2d',
+                   '--batch-size', '4', '--output', str(out))
+    assert proc.returncode == 0, proc.stderr
+    match = NME_LINE.search(proc.stdout)
+    assert match and match.group(1) == 'ibug'
+    results = json.loads((out / 'ibug_results.json').read_text())
+    assert results['images'] == len(results['per_image']) > 0
+    pred = np.array([item['prediction'] for item in results['per_image']])
+    gt = np.array([item['ground_truth'] for item in results['per_image']])
+    assert match.group(2) == '%.3f' % (metrics.nme(pred, gt, 'eye').mean() * 100)
+    assert 'AUC@0.08' in proc.stdout and 'failure@0.10' in proc.stdout
+    assert (out / 'ibug_ced.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    per_landmark = json.loads((out / 'ibug_per_landmark.json').read_text())
+    assert len(per_landmark['mean_error']) == 68
+
+
+def test_evaluate_cli_missing_model_is_one_line_error(tmp_path, synthetic_rec):
+    proc = run_cli('evaluate.py', '--dataset', 'ibug', '--rec', synthetic_rec,
+                   '--prefix', str(tmp_path / 'absent' / 'model'), '--gpu', '-1')
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: model file not found')
+    assert 'model-0000.params' in lines[0] and 'absent' in lines[0]
+
+
+def test_default_test_set_paths_are_relative():
+    from evaluate import default_rec_path
+    assert default_rec_path('ibug') == os.path.join('data_2d', 'ibug.rec')
+    assert default_rec_path('AFLW2000-3D') == os.path.join('data_3d', 'AFLW2000-3D.rec')
+    assert default_rec_path('300W', 'elsewhere') == os.path.join('elsewhere', '300W.rec')

@@ -1,0 +1,94 @@
+"""The fast inference paths compute what the original per-face path computes: batched
+executors, the MKLDNN-fused graphs and the benchmark that compares them."""
+import numpy as np
+import pytest
+
+import symbols
+from data.codec import decode_heatmaps
+from inference.baseline import PerFaceBaseline
+from inference.benchmark import ORIGINAL, UNFUSED, benchmark_checkpoint, format_timings
+from inference.model import HeatmapModel
+from scripts import bench_infer
+from training.checkpoint import save_checkpoint
+
+
+def save_tiny_checkpoint(prefix, seed=0):
+    """A small hg2d3-cab checkpoint with random weights and random BatchNorm statistics (so
+    that folding BN into convolutions changes the arithmetic); returns the prefix."""
+    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
+    arg_params, aux_params = symbols.init_params(symbol, (1, 3, 128, 128))
+    rng = np.random.RandomState(seed)
+    for params in (arg_params, aux_params):
+        for name, value in params.items():
+            if name.endswith(('_moving_var', '_gamma')):
+                params[name][:] = rng.uniform(0.5, 1.5, value.shape)
+            elif name.endswith(('_moving_mean', '_beta')):
+                params[name][:] = rng.normal(0.0, 0.1, value.shape)
+    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def face_like_crops(count, seed=0):
+    """Smooth, bright-centred crops (heatmap peaks are less tied than on white noise)."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:128, :128]
+    crops = []
+    for _ in range(count):
+        cx, cy = rng.uniform(40, 88, 2)
+        blob = 200 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 30.0 ** 2))
+        noise = rng.randint(0, 40, (128, 128, 3))
+        crops.append(np.clip(blob[..., None] + noise, 0, 255).astype(np.uint8))
+    return np.stack(crops)
+
+
+@pytest.fixture(scope='module')
+def tiny_prefix(tmp_path_factory):
+    return save_tiny_checkpoint(str(tmp_path_factory.mktemp('speed') / 'model'))
+
+
+def test_batched_library_path_equals_original_per_face_path(tiny_prefix):
+    crops = face_like_crops(5)
+    baseline = PerFaceBaseline(tiny_prefix, 0)
+    model = HeatmapModel(tiny_prefix, 0, batch_size=4)
+    batched = model.predict(crops)
+    reference = baseline.predict(crops)
+    assert batched.shape == reference.shape == (5, 68, 64, 64)
+    np.testing.assert_allclose(batched, reference, rtol=1e-4, atol=1e-4)
+    # Chunks of 4 and 1: one executor bound per size, no padded forward of the lone face.
+    assert sorted(model._executors) == [1, 4]
+    # Decoded the original's way, the batched heatmaps give the original's landmarks.
+    same = decode_heatmaps(batched, 128, 'argmax') == baseline.landmarks(crops)
+    assert same.all(axis=-1).mean() > 0.98
+    # Subpixel decoding refines the same peaks: typically within a pixel of the original's.
+    subpixel = decode_heatmaps(batched, 128, 'subpixel')
+    assert np.median(np.abs(subpixel - baseline.landmarks(crops))) <= 1.5
+
+
+def test_fused_graph_matches_unfused_graph(tiny_prefix):
+    crops = face_like_crops(3, seed=1)
+    fused = PerFaceBaseline(tiny_prefix, 0)
+    unfused = PerFaceBaseline(tiny_prefix, 0, fused=False)
+    # Executors bound after the unfused one are fused again (the setting is restored).
+    library = HeatmapModel(tiny_prefix, 0)
+    assert '_sg_mkldnn_conv' in library._executor(3).debug_str()
+    assert '_sg_mkldnn_conv' in fused._module._exec_group.execs[0].debug_str()
+    assert '_sg_mkldnn_conv' not in unfused._module._exec_group.execs[0].debug_str()
+    reference = unfused.predict(crops)
+    np.testing.assert_allclose(fused.predict(crops), reference, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(library.predict(crops), reference, rtol=1e-4, atol=1e-4)
+
+
+def test_benchmark_times_every_path(tiny_prefix, capsys):
+    timings = benchmark_checkpoint(tiny_prefix, 0, faces=3, batch_size=2, progress=False)
+    assert [(t.path, t.batch) for t in timings] == [
+        (ORIGINAL, 1), (UNFUSED, 1), ('library MXNet', 1), ('library MXNet', 2),
+        ('library onnxruntime', 1), ('library onnxruntime', 2)]
+    assert all(t.wall_ms > 0 and t.cpu_ms > 0 for t in timings)
+    rows = format_timings('tiny', timings).splitlines()[2:]
+    assert len(rows) == 6 and rows[0].split()[-2:] == ['1.00x', '1.00x']
+    assert all(row.endswith('x') for row in rows)
+    assert bench_infer.main(['--network', '', '--prefix', tiny_prefix, '--faces', '2',
+                             '--batch-size', '2']) == 0
+    out = capsys.readouterr().out
+    assert ORIGINAL in out and 'library onnxruntime' in out and 'load average' in out
+    assert bench_infer.main(['--faces', '0']) == 2

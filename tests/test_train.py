@@ -1,0 +1,152 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import config
+from conftest import ROOT
+from data.codec import encode_heatmaps
+from training import Trainer, TrainingDiverged
+from training.trainer import seed_everything
+from training.checkpoint import load_params, load_resume_state, state_path
+
+TINY = dict(multiplier=0.125, net_n=1, net_stacks=1, per_batch_size=4)
+
+
+def tiny_config(prefix, **overrides):
+    settings = dict(TINY, prefix=str(prefix), frequent=1, verbose=1000, lr=1e-3,
+                    lr_epoch_step='100')
+    settings.update(overrides)
+    return config.generate_config('hourglass', 'synth2d', **settings)
+
+
+def face_batch(n, seed):
+    """Random images with heatmap targets of jittered points (a stand-in data set)."""
+    rng = np.random.RandomState(seed)
+    points = rng.uniform(32, 96, size=(n, 68, 2))
+    data = rng.uniform(0, 255, size=(n, 3, 128, 128)).astype(np.float32)
+    label = np.stack([encode_heatmaps(p) for p in points])
+    return data, label
+
+
+def read_log(prefix):
+    with open('%s-log.jsonl' % prefix) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_loss_falls_over_30_batches(tmp_path):
+    prefix = tmp_path / 'model'
+    data, label = face_batch(8, seed=0)
+    train_iter = mx.io.NDArrayIter(data, label, 4, shuffle=True, label_name='softmax_label')
+    summary = Trainer(tiny_config(prefix), [mx.cpu()], train_iter, 8, max_batches=30).run()
+    assert (summary['batch'], summary['stopped']) == (30, 'finished')
+    assert summary['last_saved'] == str(prefix) + '-0000.params'
+    assert read_log(prefix)[-1] == dict(summary, kind='end', time=read_log(prefix)[-1]['time'])
+    losses = [r['loss'] for r in read_log(prefix) if r['kind'] == 'train']
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert os.path.exists(str(prefix) + '-symbol.json')
+    assert os.path.exists(str(prefix) + '-curves.png')
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    prefix = tmp_path / 'model'
+    data, label = face_batch(12, seed=1)
+    label[8:] = np.nan                                  # the third batch is poisoned
+    train_iter = mx.io.NDArrayIter(data, label, 4, shuffle=False, label_name='softmax_label')
+    val_iter = mx.io.NDArrayIter(data[:4], label[:4], 4, label_name='softmax_label')
+    trainer = Trainer(tiny_config(prefix, verbose=2), [mx.cpu()], train_iter, 12,
+                      {'val': val_iter})
+    with pytest.raises(TrainingDiverged, match='loss became nan at batch 3'):
+        trainer.run()
+    state, arg, aux, states = load_resume_state(str(prefix))
+    assert state['batch'] == 2 and states and os.path.exists(states)
+    assert all(np.isfinite(v.asnumpy()).all() for v in list(arg.values()) + list(aux.values()))
+    saved = sorted(p.name for p in tmp_path.iterdir())
+    assert saved == ['model-curves.png', 'model-log.jsonl', 'model-resume-00000002.params',
+                     'model-resume-00000002.states', 'model-state.json']
+
+
+@pytest.fixture(scope='module')
+def synth_dir(tmp_path_factory):
+    from data.synthetic import ensure_synthetic
+    data_dir = str(tmp_path_factory.mktemp('synth2d'))
+    ensure_synthetic(data_dir, counts={'train': 32, 'val': 8, 'test': 4}, workers=1)
+    return data_dir
+
+
+def train_command(data_dir, prefix, *extra):
+    return [sys.executable, os.path.join(ROOT, 'train.py'), '--dataset', 'synth2d',
+            '--data-dir', data_dir, '--prefix', str(prefix), '--multiplier', '0.125',
+            '--net-n', '1', '--net-stacks', '1', '--per-batch-size', '4', '--lr', '1e-3',
+            '--num-workers', '0', '--frequent', '1', '--gpus', ''] + list(extra)
+
+
+def wait_for_batch(prefix, batch, proc, timeout=90):
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists('%s-log.jsonl' % prefix):
+            done = [r['batch'] for r in read_log(prefix) if r['kind'] == 'train']
+            if done and done[-1] >= batch:
+                return
+        time.sleep(0.2)
+    raise AssertionError('training never reached batch %d' % batch)
+
+
+def test_sigterm_then_resume_continues_the_schedule(synth_dir, tmp_path):
+    """32 records / batch 4 = 8 batches an epoch: lr drops after batch 16, training ends at 32."""
+    prefix = tmp_path / 'model'
+    schedule = ['--lr-epoch-step', '2,4', '--verbose', '4']
+    proc = subprocess.Popen(train_command(synth_dir, prefix, *schedule), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_batch(prefix, 6, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out
+    assert 'stopped by signal %d' % signal.SIGTERM in out
+    stopped_at = json.load(open(state_path(str(prefix))))['batch']
+    assert 6 <= stopped_at < 16
+    assert [r['batch'] for r in read_log(prefix) if r['kind'] == 'train'] == \
+        list(range(1, stopped_at + 1))
+
+    result = subprocess.run(train_command(synth_dir, prefix, *schedule, '--resume',
+                                          '--max-steps', '20'),
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'resuming %s at batch %d' % (prefix, stopped_at) in result.stdout
+    records = [r for r in read_log(prefix) if r['kind'] == 'train']
+    assert [r['batch'] for r in records] == list(range(1, 21))
+    assert all(r['lr'] == pytest.approx(1e-3 if r['batch'] <= 16 else 2e-4) for r in records)
+    state, arg, _, _ = load_resume_state(str(prefix))
+    assert state['batch'] == 20 and state['optimizer']['num_update'] == 20
+    assert set(arg) == set(load_params(str(prefix) + '-0005.params')[0])
+
+
+def test_two_device_run_resumed_midway_matches_an_uninterrupted_one(tmp_path):
+    """Data parallel over two contexts (kvstore 'device': the optimizer runs in the kvstore);
+    stopping at an epoch boundary and resuming replays the same batches, so weights agree."""
+    data, label = face_batch(16, seed=2)
+    devices = [mx.cpu(0), mx.cpu(1)]
+
+    def trainer(prefix, max_batches, resume=False):
+        seed_everything(0)
+        batches = mx.io.NDArrayIter(data, label, 8, shuffle=False, label_name='softmax_label')
+        cfg = tiny_config(prefix, verbose=2, kvstore='device', lr_epoch_step='2,3')
+        return Trainer(cfg, devices, batches, 16, max_batches=max_batches, resume=resume)
+
+    straight = trainer(tmp_path / 'straight', 6)
+    assert straight.batch_size == 8 and straight.module._update_on_kvstore
+    want = straight.run()['weights_sha1']
+    assert trainer(tmp_path / 'split', 4).run()['batch'] == 4
+    resumed = trainer(tmp_path / 'split', 6, resume=True)
+    assert resumed.batch == 4
+    assert resumed.run()['weights_sha1'] == want

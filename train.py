@@ -1,0 +1,83 @@
+"""Train a face-alignment network (flags as in the original train.py, plus a few extras).
+
+  python train.py --network hourglass --dataset i2d --prefix ./model/model-hg2d3-cab/model
+  python train.py --dataset synth2d --multiplier 0.25 --prefix ./model/demo/model
+Parameter-server training:
+  python scripts/launch_dist.py -n 2 -- python train.py --kvstore dist_sync ...
+"""
+import argparse
+import sys
+
+import config
+from training import TrainingDiverged, fit
+from training.distributed import KVSTORES, parse_contexts
+from training.optimizer import OPTIMIZERS
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--network', default='hourglass', choices=sorted(config.NETWORKS))
+    p.add_argument('--dataset', default='i2d', choices=sorted(config.DATASETS))
+    p.add_argument('--data-dir', help="folder with train.rec and the validation .rec files "
+                                      "(default: the data set's preset)")
+    p.add_argument('--prefix', help='checkpoint prefix: PREFIX-symbol.json, PREFIX-%%04d.params')
+    p.add_argument('--pretrained', default='', help='PREFIX,EPOCH of a checkpoint to fine-tune')
+    p.add_argument('--resume', action='store_true',
+                   help='continue the interrupted run saved under --prefix')
+    p.add_argument('--optimizer', choices=OPTIMIZERS)
+    p.add_argument('--lr', type=float)
+    p.add_argument('--wd', type=float)
+    p.add_argument('--per-batch-size', type=int, help='batch size per device')
+    p.add_argument('--lr-epoch-step', help='epochs at which lr *= 0.2; training ends at the last')
+    p.add_argument('--ckpt', type=int, choices=(0, 1), help='1: save checkpoints, 0: do not')
+    p.add_argument('--exf', type=int, help='passes over the training set per epoch')
+    p.add_argument('--frequent', type=int, help='log every this many batches')
+    p.add_argument('--verbose', type=int, help='validate every this many batches')
+    p.add_argument('--net-block', help='resnet, hpm, inception or cab')
+    p.add_argument('--net-n', type=int, help='hourglass depth')
+    p.add_argument('--net-stacks', type=int)
+    p.add_argument('--multiplier', type=float, help='channel width multiplier')
+    p.add_argument('--gpus', help="e.g. 0,1; '' for CPU (default: CUDA_VISIBLE_DEVICES)")
+    p.add_argument('--kvstore', choices=KVSTORES)
+    p.add_argument('--num-workers', type=int, help='data-loading worker processes')
+    p.add_argument('--seed', type=int, default=727)
+    p.add_argument('--max-steps', type=int, help='stop after this many batches in total')
+    return p.parse_args(argv)
+
+
+CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
+                'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
+                'multiplier', 'kvstore')
+
+
+def build_config(args):
+    overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
+    if args.pretrained:
+        prefix, _, epoch = args.pretrained.rpartition(',')
+        if not prefix or not epoch.isdigit():
+            raise ValueError('--pretrained must be PREFIX,EPOCH, got %r' % args.pretrained)
+        overrides.update(pretrained=prefix, pretrained_epoch=int(epoch))
+    return config.generate_config(args.network, args.dataset, **overrides)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+        contexts = parse_contexts(args.gpus)
+        summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
+                      seed=args.seed, max_batches=args.max_steps)
+    except ValueError as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print('error: %s' % err, file=sys.stderr)
+        return 1
+    nme = ', '.join('%s %.3f%%' % (t, 100 * v) for t, v in summary['nme'].items()) or 'none'
+    print('%s at batch %d; last validation NME: %s; last checkpoint: %s'
+          % (summary['stopped'], summary['batch'], nme, summary['last_saved']))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Checkpoints in the original's layout (`PREFIX-symbol.json`, `PREFIX-%04d.params` with
+`arg:`/`aux:` keys) and the resume state of an interrupted run, all written atomically.
+
+Resume state: `PREFIX-state.json` names a weights file and an optimizer-states file stamped with
+the batch count (`PREFIX-resume-%08d.params/.states`). The JSON is replaced last, so a crash at
+any moment leaves either the old or the new state complete; the superseded pair is removed after.
+"""
+import json
+import os
+
+import mxnet as mx
+
+
+def atomic_write(path, write):
+    """Call `write(tmp_path)`, then move the finished file into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = '%s.tmp%d' % (path, os.getpid())
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def params_path(prefix, number):
+    return '%s-%04d.params' % (prefix, number)
+
+
+def save_params(path, arg_params, aux_params):
+    blob = {'arg:' + k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
+    blob.update({'aux:' + k: v.as_in_context(mx.cpu()) for k, v in aux_params.items()})
+    atomic_write(path, lambda tmp: mx.nd.save(tmp, blob))
+
+
+def load_params(path):
+    """(arg_params, aux_params) of a `.params` file; ValueError naming the file if unreadable."""
+    if not os.path.isfile(path):
+        raise ValueError('%s: no such checkpoint file' % path)
+    try:
+        blob = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise ValueError('%s: not an MXNet params file (%s)' % (path, str(err).splitlines()[0]))
+    if not isinstance(blob, dict):
+        raise ValueError('%s: holds unnamed arrays, expected arg:/aux: names' % path)
+    arg, aux = {}, {}
+    for key, value in blob.items():
+        kind, _, name = key.partition(':')
+        if kind not in ('arg', 'aux') or not name:
+            raise ValueError('%s: unexpected array name %r (expected arg:NAME or aux:NAME)'
+                             % (path, key))
+        (arg if kind == 'arg' else aux)[name] = value
+    return arg, aux
+
+
+def save_checkpoint(prefix, number, symbol, arg_params, aux_params):
+    """The original's mx.model.save_checkpoint layout, written atomically; returns the path."""
+    atomic_write('%s-symbol.json' % prefix, symbol.save)
+    path = params_path(prefix, number)
+    save_params(path, arg_params, aux_params)
+    return path
+
+
+def state_path(prefix):
+    return '%s-state.json' % prefix
+
+
+def save_resume_state(prefix, module, state, with_optimizer):
+    """Weights, optimizer states (when this process holds them) and `state` (a JSON dict with
+    at least 'batch'), committed together by the final replace of the JSON file."""
+    stem = '%s-resume-%08d' % (prefix, state['batch'])
+    arg, aux = module.get_params()
+    save_params(stem + '.params', arg, aux)
+    state = dict(state, params=os.path.basename(stem + '.params'), states=None)
+    if with_optimizer:
+        atomic_write(stem + '.states', module.save_optimizer_states)
+        state['states'] = os.path.basename(stem + '.states')
+    previous = _read_state(state_path(prefix)) if os.path.exists(state_path(prefix)) else None
+    atomic_write(state_path(prefix), lambda tmp: _write_json(tmp, state))
+    if previous:
+        directory = os.path.dirname(os.path.abspath(prefix))
+        for key in ('params', 'states'):
+            name = previous.get(key)
+            if name and name != state[key] and os.path.exists(os.path.join(directory, name)):
+                os.remove(os.path.join(directory, name))
+
+
+def load_resume_state(prefix):
+    """(state dict, arg_params, aux_params, optimizer-states path or None) of a run to resume."""
+    path = state_path(prefix)
+    if not os.path.exists(path):
+        raise ValueError('%s: no resume state; was this run started with --prefix %s?'
+                         % (path, prefix))
+    state = _read_state(path)
+    directory = os.path.dirname(os.path.abspath(prefix))
+    arg, aux = load_params(os.path.join(directory, state['params']))
+    states = os.path.join(directory, state['states']) if state.get('states') else None
+    return state, arg, aux, states
+
+
+def _write_json(path, obj):
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=1, sort_keys=True)
+
+
+def _read_state(path):
+    try:
+        with open(path) as f:
+            state = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError('%s: unreadable resume state (%s)' % (path, err))
+    if not isinstance(state, dict) or 'batch' not in state or 'params' not in state:
+        raise ValueError('%s: resume state lacks batch/params entries' % path)
+    return state

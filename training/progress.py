@@ -1,0 +1,95 @@
+"""What a run shows and records: a tqdm bar per epoch, a JSON-lines log of every logged batch
+and validation, and a PNG of the loss and NME curves redrawn at each validation."""
+import json
+import os
+import sys
+import time
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from .checkpoint import atomic_write
+
+
+class RunLog:
+    """Appends records to `path` (JSON lines) and keeps the curves' history; a resumed run
+    reads the existing file so its curves continue the interrupted ones."""
+
+    def __init__(self, path, resume=False):
+        self.path = path
+        self.losses, self.nmes = [], []
+        if resume and os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    try:
+                        self._remember(json.loads(line))
+                    except ValueError:
+                        continue    # a line cut short by a hard kill
+        elif os.path.exists(path):
+            os.remove(path)
+
+    def _remember(self, record):
+        if record.get('kind') == 'train':
+            self.losses.append((record['batch'], record['loss']))
+        elif record.get('kind') == 'val':
+            self.nmes.append((record['batch'], record['nme']))
+
+    def write(self, record):
+        record = dict(record, time=round(time.time(), 3))
+        self._remember(record)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(record, sort_keys=True) + '\n')
+
+    def plot(self, path):
+        fig = Figure(figsize=(10, 4))
+        FigureCanvasAgg(fig)
+        ax_loss, ax_nme = fig.subplots(1, 2)
+        if self.losses:
+            ax_loss.plot(*zip(*self.losses), lw=1)
+        ax_loss.set(xlabel='batch', ylabel='training loss', title='loss', yscale='log')
+        targets = sorted({t for _, nme in self.nmes for t in nme})
+        for target in targets:
+            points = [(b, 100.0 * nme[target]) for b, nme in self.nmes if target in nme]
+            ax_nme.plot(*zip(*points), marker='o', ms=3, label=target)
+        ax_nme.set(xlabel='batch', ylabel='NME (%)', title='validation NME')
+        if targets:
+            ax_nme.legend()
+        for ax in (ax_loss, ax_nme):
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+
+
+class EpochBars:
+    """One tqdm bar per epoch of the schedule, showing samples/s, loss and learning rate."""
+
+    def __init__(self, schedule, enabled=True):
+        self.schedule = schedule
+        self.enabled = enabled
+        self.bar, self.epoch = None, None
+
+    def update(self, batch, samples_per_sec, loss, lr):
+        if not self.enabled:
+            return
+        epoch = self.schedule.epoch_of(batch)
+        if epoch != self.epoch:
+            self.close()
+            first, last = self.schedule.epoch_batches(epoch)
+            self.bar = tqdm(total=last - first + 1, initial=batch - first, desc='epoch %d' % epoch,
+                            unit='batch', file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+            self.epoch = epoch
+        self.bar.set_postfix_str('%.1f samples/s loss %.5f lr %.2e' % (samples_per_sec, loss, lr),
+                                 refresh=False)
+        self.bar.update(1)
+
+    def write(self, message):
+        """Print a line on stdout without tearing the bar (chief worker only)."""
+        if self.enabled:
+            tqdm.write(message, file=sys.stdout)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

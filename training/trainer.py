@@ -1,0 +1,279 @@
+"""The training loop of the original train.py, on MXNet's Module API with the loop written out
+so that it can stop cleanly (signals, NaN loss), resume, log and validate on schedule.
+
+Behaviour kept from the original: batch size = per-device batch x devices; gradients rescaled
+by 1 / devices (each device's loss is already a batch mean); the step learning-rate schedule of
+training.schedule; validation NME every `verbose` batches; checkpoint number = batches //
+verbose, saved when the first validation target or the mean of all targets improves on its best
+so far (starting from 1.0) and once more when training ends.
+"""
+import hashlib
+import math
+import random
+import signal
+import time
+import warnings
+
+import mxnet as mx
+import numpy as np
+
+from symbols import get_symbol, initializer
+
+from . import checkpoint
+from .optimizer import create_optimizer, restore_scalar_state, scalar_state
+from .progress import EpochBars, RunLog
+from .schedule import ScheduleLR, StepSchedule, parse_epoch_steps
+from .validation import Validator
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being finite; nothing was saved after the last good checkpoint."""
+
+
+class StopRequest:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between batches."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal = None
+        self.previous = {}
+
+    def _handle(self, signum, _frame):
+        if self.signal is not None:     # asked twice: stop now, without saving
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:      # not the main thread: leave signals alone
+                break
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def weights_digest(arg_params):
+    """SHA-1 of the trained weights (names and bytes), to compare workers or runs."""
+    digest = hashlib.sha1()
+    for name in sorted(arg_params):
+        digest.update(name.encode())
+        digest.update(arg_params[name].asnumpy().tobytes())
+    return digest.hexdigest()
+
+
+def param_shapes(symbol, data_shapes, label_shapes):
+    shapes = dict(data_shapes + label_shapes)
+    arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
+    return (dict(zip(symbol.list_arguments(), arg_shapes)),
+            dict(zip(symbol.list_auxiliary_states(), aux_shapes)))
+
+
+def matching_params(loaded, shapes, source):
+    """The loaded arrays whose name and shape the network has; prints what it leaves out."""
+    kept = {k: v for k, v in loaded.items() if k in shapes and tuple(v.shape) == shapes[k]}
+    skipped = sorted(set(loaded) - set(kept))
+    if skipped:
+        listed = ', '.join(skipped[:8]) + (' ...' if len(skipped) > 8 else '')
+        print('%s: %d arrays not used (absent from this network or another shape): %s'
+              % (source, len(skipped), listed))
+    return kept
+
+
+class Trainer:
+    """One run: the module, its optimizer and schedule, validation and checkpoints.
+
+    `kvstore` is a kvstore name or a created dist kvstore; `rank`/`num_workers` describe the
+    worker among parameter-server workers (rank 0 validates, checkpoints and draws the bar).
+    """
+
+    def __init__(self, cfg, contexts, train_iter, epoch_size, val_iters=None, kvstore='device',
+                 rank=0, num_workers=1, resume=False, max_batches=None):
+        self.cfg = cfg
+        self.prefix = cfg['prefix']
+        self.train_iter = train_iter
+        self.rank = rank
+        self.is_chief = rank == 0
+        self.distributed = not isinstance(kvstore, str)
+        self.num_stacks = cfg['net_stacks']
+        self.symbol = get_symbol(cfg, num_classes=cfg['num_classes'])
+        self.batch_size = train_iter.provide_data[0][1][0]
+        self.schedule = StepSchedule(cfg['lr'], parse_epoch_steps(cfg['lr_epoch_step']),
+                                     self.batch_size, epoch_size)
+        self.last_batch = self.schedule.total_batches
+        if max_batches is not None:
+            self.last_batch = min(self.last_batch, max_batches)
+        self.batch = 0
+        self.best = [1.0, 1.0]
+        self.last_saved = None
+        self.last_state_batch = None
+        self.last_nme = {}
+
+        self.module = mx.mod.Module(self.symbol, data_names=['data'],
+                                    label_names=['softmax_label'], context=contexts)
+        self.module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label)
+        arg, aux, states_path, optimizer_state = self._initial_params(resume)
+        self.module.init_params(initializer(), arg_params=arg, aux_params=aux,
+                                allow_missing=not resume, allow_extra=True)
+        self.optimizer = create_optimizer(cfg['optimizer'], cfg['lr'], cfg['wd'],
+                                          1.0 / (len(contexts) * num_workers),
+                                          ScheduleLR(self.schedule))
+        if optimizer_state:
+            restore_scalar_state(self.optimizer, optimizer_state)
+        with warnings.catch_warnings():
+            # Module expects rescale_grad = 1/batch for a summed loss; ours is a batch mean.
+            warnings.filterwarnings('ignore', message='Optimizer created manually')
+            self.module.init_optimizer(kvstore=kvstore, optimizer=self.optimizer)
+        if states_path and not self.distributed:
+            self.module.load_optimizer_states(states_path)
+        self.validator = Validator(self.symbol, contexts[0],
+                                   (val_iters or {}) if self.is_chief else {}, cfg)
+        log_name = '%s-log.jsonl' % self.prefix if self.is_chief \
+            else '%s-log-rank%d.jsonl' % (self.prefix, rank)
+        self.log = RunLog(log_name, resume=resume)
+        self.bars = EpochBars(self.schedule, enabled=self.is_chief)
+
+    def _initial_params(self, resume):
+        """(arg, aux, optimizer-states path, optimizer scalars) from a resume state, a pretrained
+        model, or nothing (all None: the initializer draws every parameter)."""
+        if resume:
+            state, arg, aux, states_path = checkpoint.load_resume_state(self.prefix)
+            expected = self._schedule_record()
+            if state.get('schedule') != expected:
+                raise ValueError('%s: saved for schedule %s but this run has %s; resume with the '
+                                 'same --lr/--lr-epoch-step/--per-batch-size/devices/data'
+                                 % (checkpoint.state_path(self.prefix), state.get('schedule'),
+                                    expected))
+            self.batch = int(state['batch'])
+            self.best = list(state['best'])
+            self.last_saved = state.get('last_saved')
+            self.last_state_batch = self.batch
+            print('resuming %s at batch %d' % (self.prefix, self.batch))
+            return arg, aux, states_path, state['optimizer']
+        if self.cfg.get('pretrained'):
+            path = checkpoint.params_path(self.cfg['pretrained'], self.cfg['pretrained_epoch'])
+            arg, aux = checkpoint.load_params(path)
+            arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
+                                                  self.train_iter.provide_label)
+            print('fine-tuning from', path)
+            return (matching_params(arg, arg_shapes, path),
+                    matching_params(aux, aux_shapes, path), None, None)
+        return None, None, None, None
+
+    def _schedule_record(self):
+        s = self.schedule
+        return {'base_lr': s.base_lr, 'epoch_steps': s.epoch_steps, 'batch_size': s.batch_size,
+                'epoch_size': s.epoch_size}
+
+    def _next_batch(self):
+        for _ in range(2):
+            try:
+                return next(self.train_iter)
+            except StopIteration:
+                self.train_iter.reset()
+        raise ValueError('the training iterator yields no batch of %d' % self.batch_size)
+
+    def train_batch(self):
+        """Train on the next batch; returns the mean per-stack heatmap loss."""
+        loss = self._step(self._next_batch())
+        self.batch += 1
+        return loss
+
+    def _step(self, data_batch):
+        """Forward, backward and update one batch; returns the mean per-stack heatmap loss."""
+        self.module.forward_backward(data_batch)
+        outputs = self.module.get_outputs()
+        loss = float(np.mean([outputs[i].asnumpy().mean() for i in range(self.num_stacks)]))
+        if not math.isfinite(loss):
+            resume = ('none' if self.last_state_batch is None else '%s (batch %d)' % (
+                checkpoint.state_path(self.prefix), self.last_state_batch))
+            raise TrainingDiverged('loss became %s at batch %d (lr %.3g); stopped before updating '
+                                   'the weights. Last good checkpoint: %s; resume state: %s'
+                                   % (loss, self.batch + 1, self.schedule.lr_at(self.batch + 1),
+                                      self.last_saved or 'none', resume))
+        self.module.update()
+        return loss
+
+    def run(self):
+        """Train to the end of the schedule (or max_batches) or until a stop signal. Returns a
+        summary: 'batch', 'stopped' ('finished' or 'interrupted'), 'best' (first target, mean),
+        'nme' (the last validation), 'last_saved' (checkpoint path) and 'weights_sha1'."""
+        window_loss, window_count, tic = 0.0, 0, time.time()
+        stopped = 'finished'
+        with StopRequest() as stop:
+            while self.batch < self.last_batch:
+                if stop.signal is not None:
+                    stopped = 'interrupted'
+                    break
+                lr = self.schedule.lr_at(self.batch + 1)
+                if self.batch and lr != self.schedule.lr_at(self.batch):
+                    self.bars.write('lr change to %g' % lr)
+                loss = self.train_batch()
+                window_loss += loss
+                window_count += 1
+                speed = window_count * self.batch_size / max(time.time() - tic, 1e-9)
+                self.bars.update(self.batch, speed, loss, lr)
+                if self.batch % self.cfg['frequent'] == 0:
+                    self.log.write({'kind': 'train', 'batch': self.batch, 'lr': lr,
+                                    'epoch': self.schedule.epoch_of(self.batch),
+                                    'loss': window_loss / window_count,
+                                    'samples_per_sec': round(speed, 2)})
+                    window_loss, window_count, tic = 0.0, 0, time.time()
+                if self.batch % self.cfg['verbose'] == 0 or self.batch == self.last_batch:
+                    self._validate_and_save(final=self.batch == self.last_batch)
+                    window_loss, window_count, tic = 0.0, 0, time.time()
+        self.bars.close()
+        if stopped == 'interrupted' and self.is_chief:
+            self._save_resume_state()
+            self.bars.write('stopped by signal %d at batch %d; resume with --resume (state in %s)'
+                            % (stop.signal, self.batch, checkpoint.state_path(self.prefix)))
+        summary = {'batch': self.batch, 'stopped': stopped, 'best': list(self.best),
+                   'nme': self.last_nme, 'last_saved': self.last_saved,
+                   'weights_sha1': weights_digest(self.module.get_params()[0])}
+        self.log.write(dict(summary, kind='end'))
+        return summary
+
+    def _validate_and_save(self, final):
+        if not self.is_chief:
+            return
+        arg, aux = self.module.get_params()
+        results = self.validator.run(arg, aux)
+        self.last_nme = results
+        for target, value in results.items():
+            self.bars.write('[%d][%s]NME: %f' % (self.batch, target, value))
+        improved = False
+        if results:
+            values = list(results.values())
+            if values[0] < self.best[0]:
+                self.best[0], improved = values[0], True
+            if float(np.mean(values)) < self.best[1]:
+                self.best[1], improved = float(np.mean(values)), True
+        saved = None
+        if self.cfg['ckpt'] == 1 and (improved or final):
+            number = self.batch // self.cfg['verbose']
+            saved = checkpoint.save_checkpoint(self.prefix, number, self.symbol, arg, aux)
+            self.last_saved = saved
+            self.bars.write('saving %d -> %s' % (number, saved))
+        self.log.write({'kind': 'val', 'batch': self.batch, 'nme': results,
+                        'mean': float(np.mean(list(results.values()))) if results else None,
+                        'saved': saved})
+        self.log.plot('%s-curves.png' % self.prefix)
+        self._save_resume_state()
+
+    def _save_resume_state(self):
+        state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
+                 'optimizer': scalar_state(self.optimizer, self.batch),
+                 'schedule': self._schedule_record()}
+        checkpoint.save_resume_state(self.prefix, self.module, state,
+                                     with_optimizer=not self.distributed)
+        self.last_state_batch = self.batch

@@ -1,0 +1,59 @@
+"""Validation NME during training: the last stack's heatmaps on the aug_level=0 crops of each
+validation set, decoded like the evaluation protocol and scored by evaluation.metrics.nme.
+
+Ground truth is the batch's `points` (FaceSegIter's crop landmarks) snapped to the pixel grid
+as the evaluation protocol does (floor for 2D, round for 3D), so on an aug_level=0 iterator this
+NME equals evaluation.protocol's on the same records. An iterator without points is scored
+against its label heatmaps decoded like the predictions, as the original did.
+"""
+import numpy as np
+import mxnet as mx
+
+from data.codec import decode_heatmaps
+from evaluation.metrics import nme
+# The protocol's per-landmark-type choices, so both report the same NME (the names are
+# private there for now).
+from evaluation.protocol import _NORMALISER as NORMALISER, _SNAP as SNAP_GROUND_TRUTH
+from symbols import heatmap_output
+
+
+class Validator:
+    """Binds the inference graph once; `run(arg, aux)` scores every validation set."""
+
+    def __init__(self, symbol, context, iterators, cfg):
+        self.iterators = iterators
+        self.input_size = cfg['input_img_size']
+        self.mode = NORMALISER[cfg['landmark_type']]
+        self.snap = SNAP_GROUND_TRUTH[cfg['landmark_type']]
+        self.module = None
+        if iterators:
+            shapes = next(iter(iterators.values())).provide_data
+            self.module = mx.mod.Module(heatmap_output(symbol), data_names=['data'],
+                                        label_names=None, context=context)
+            self.module.bind(data_shapes=shapes, for_training=False)
+
+    def run(self, arg_params, aux_params):
+        """{target: mean NME (fraction)} over each validation set, in the sets' order."""
+        if self.module is None:
+            return {}
+        self.module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
+        results = {}
+        for target, iterator in self.iterators.items():
+            iterator.reset()
+            errors = []
+            for batch in iterator:
+                keep = batch.data[0].shape[0] - (batch.pad or 0)
+                self.module.forward(mx.io.DataBatch(batch.data), is_train=False)
+                heatmaps = self.module.get_outputs()[0].asnumpy()[:keep]
+                pred = decode_heatmaps(heatmaps, input_size=self.input_size, method='argmax')
+                points = getattr(batch, 'points', None)
+                if points is not None:
+                    truth = self.snap(points)
+                else:
+                    truth = decode_heatmaps(batch.label[0].asnumpy(), input_size=self.input_size,
+                                            method='argmax')
+                truth = truth[:keep]
+                errors.append(nme(pred, truth, mode=self.mode))
+            if errors:
+                results[target] = float(np.mean(np.concatenate(errors)))
+        return results
