@@ -71,10 +71,7 @@ def _choose(kind, name, table):
 
 
 def generate_config(network='hourglass', dataset='i2d', **overrides):
-    """Return a new dict: BASE, then TRAINING, the network and data-set presets, then overrides.
-
-    Overrides must name known keys, so a typo fails instead of being silently ignored.
-    """
+    """Return a new dict: BASE, then TRAINING, the network and data-set presets, then overrides."""
     cfg = copy.deepcopy(BASE)
     cfg.update(copy.deepcopy(TRAINING))
     cfg.update(copy.deepcopy(_choose('network', network, NETWORKS)))
@@ -82,8 +79,15 @@ def generate_config(network='hourglass', dataset='i2d', **overrides):
     cfg.setdefault('synthetic', False)
     cfg['network'] = network
     cfg['dataset'] = dataset
+    return override(cfg, **overrides)
+
+
+def override(cfg, **overrides):
+    """A copy of `cfg` with `overrides`, which must name keys it already has (so a typo fails
+    instead of being silently ignored)."""
     unknown = sorted(set(overrides) - set(cfg))
     if unknown:
         raise ValueError('unknown config keys: %s' % ', '.join(unknown))
-    cfg.update(overrides)
-    return cfg
+    merged = dict(cfg)
+    merged.update(overrides)
+    return merged

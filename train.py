@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument('--kvstore', choices=KVSTORES)
     p.add_argument('--num-workers', type=int, help='data-loading worker processes')
     p.add_argument('--seed', type=int, default=727)
+    p.add_argument('--val-targets', help='comma-separated names of validation .rec files in '
+                   '--data-dir (default: the data set preset\'s, e.g. ibug,cofw_testset)')
     p.add_argument('--max-steps', type=int, help='stop after this many batches in total')
     return p.parse_args(argv)
 
@@ -57,6 +59,8 @@ def build_config(args):
         if not prefix or not epoch.isdigit():
             raise ValueError('--pretrained must be PREFIX,EPOCH, got %r' % args.pretrained)
         overrides.update(pretrained=prefix, pretrained_epoch=int(epoch))
+    if args.val_targets:
+        overrides['val_targets'] = [t for t in args.val_targets.split(',') if t]
     return config.generate_config(args.network, args.dataset, **overrides)
 
 

@@ -15,7 +15,6 @@ import ctypes
 import fcntl
 import functools
 import json
-import multiprocessing
 import os
 import time
 import zlib
@@ -25,12 +24,14 @@ import numpy as np
 from tqdm import tqdm
 
 from config import BASE
+
 from .converters import record_transform
 from .preview import draw_landmarks, save_png
 from .recordio import RecordWriter, split_paths
 from .synthetic_face import labels_2d, labels_3d, make_head
 from .synthetic_render import Camera, render
 from .transforms import warp_points
+from .workers import process_pool
 
 SPLITS = ('train', 'val', 'test')
 DEFAULT_COUNTS = {'train': 2000, 'val': 200, 'test': 200}
@@ -137,9 +138,7 @@ def _setup_worker():
 
 
 def _pool(workers):
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context('fork' if 'fork' in methods else None)
-    return context.Pool(workers, initializer=_setup_worker)
+    return process_pool(workers, _setup_worker)
 
 
 def write_split(prefix, split, count, landmark_type='2d', seed=0, workers=None,

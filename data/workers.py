@@ -92,13 +92,20 @@ def _load_chunk_in_worker(tasks):
     return _worker_loader.load_chunk(tasks)
 
 
+def process_pool(num_workers, initializer, initargs=()):
+    """A multiprocessing Pool whose workers come from a fork server that has imported only
+    this module: forking a caller that runs MXNet or OpenCV threads can deadlock the child."""
+    context = multiprocessing.get_context('forkserver')
+    # Read when the fork server starts, once per program.
+    context.set_forkserver_preload([__name__])
+    return context.Pool(num_workers, initializer=initializer, initargs=initargs)
+
+
 class SampleStream:
     """Runs a SampleLoader over task lists, in `num_workers` processes (0: in this process),
     yielding results in task order with a bounded number of chunks in flight.
 
-    Workers come from a fork server that has imported only this module: forking the caller
-    itself would copy the state of its MXNet and OpenCV threads, which can deadlock a child.
-    Like `spawn`, this needs the main script to guard its entry point with
+    Workers come from `process_pool`; like `spawn`, this needs the main script to guard its entry point with
     `if __name__ == '__main__'`.
     """
 
@@ -108,10 +115,7 @@ class SampleStream:
         self.chunk_size = chunk_size
         self._pool = None
         if num_workers > 0:
-            context = multiprocessing.get_context('forkserver')
-            # Read when the fork server starts, once per program.
-            context.set_forkserver_preload([__name__])
-            self._pool = context.Pool(num_workers, initializer=_start_worker, initargs=(loader,))
+            self._pool = process_pool(num_workers, _start_worker, (loader,))
 
     def run(self, tasks):
         """Generator of loader.load results for (key, offset, seed) tasks, in order."""

@@ -3,9 +3,11 @@ import cv2
 import mxnet as mx
 import numpy as np
 
+from data.images import to_bgr8
+
 from .anchors import STRIDES
 from .decode import scale_candidates, select_detections
-from .face import as_bgr, faces_from_arrays
+from .face import faces_from_arrays
 
 # Per-channel means of the training images, in B, G, R order.
 PIXEL_MEANS_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -16,7 +18,7 @@ MIN_IMAGE_SIDE = 32
 
 def image_tensor(image_bgr):
     """(1, 3, H, W) float32 network input: RGB planes of the float image minus the means."""
-    image = as_bgr(image_bgr).astype(np.float32) - PIXEL_MEANS_BGR
+    image = to_bgr8(image_bgr).astype(np.float32) - PIXEL_MEANS_BGR
     return np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)[None])
 
 
@@ -76,11 +78,12 @@ class ESSHDetector:
     def detect(self, image_bgr, threshold=0.4, scales=(1.0,)):
         """Faces scoring >= threshold, best first, with five points each.
 
-        `scales` resizes the image before each forward pass (an image pyramid); as in the
+        `image_bgr`: any form data.images.to_bgr8 takes (grey/BGR/BGRA; uint8, uint16 or float
+        in [0, 1]). `scales` resizes the image before each forward pass (an image pyramid); as in the
         original, with several scales the stride-32 maps of the last scale are not used.
         A scale that makes the image smaller than MIN_IMAGE_SIDE is skipped.
         """
-        image = as_bgr(image_bgr).astype(np.float32)
+        image = to_bgr8(image_bgr).astype(np.float32)
         candidates = []
         for scale in scales:
             scaled = image if scale == 1.0 else cv2.resize(

@@ -6,9 +6,11 @@ than ESSH on profile, dark or small faces.
 import cv2
 import numpy as np
 
+from data.images import to_bgr8
+
 from .boxes import nms
 from .decode import NMS_THRESHOLD
-from .face import as_bgr, as_uint8, faces_from_arrays
+from .face import faces_from_arrays
 
 CASCADE_FILE = 'haarcascade_frontalface_default.xml'
 SCALE_FACTOR = 1.1
@@ -31,7 +33,7 @@ class HaarDetector:
 
     def detect(self, image_bgr, threshold=0.4):
         """Faces scoring >= threshold, best first, overlapping windows merged by NMS."""
-        grey = cv2.cvtColor(as_uint8(as_bgr(image_bgr)), cv2.COLOR_BGR2GRAY)
+        grey = cv2.cvtColor(to_bgr8(image_bgr), cv2.COLOR_BGR2GRAY)
         windows, _, weights = self._cascade.detectMultiScale3(
             grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS,
             minSize=(MIN_FACE_SIZE, MIN_FACE_SIZE), outputRejectLevels=True)

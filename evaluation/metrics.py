@@ -4,6 +4,12 @@ import numpy as np
 from data.landmarks import eye_centres
 
 
+# Per landmark type, as the published protocol defines them: the NME normaliser, and how ground
+# truth is snapped to the 128-pixel crop grid before the error is measured.
+NORMALISER = {'2d': 'eye', '3d': 'box'}
+SNAP = {'2d': np.floor, '3d': np.round}
+
+
 def normalisers(gt_points, mode):
     """Per-image normalising distance of (N, 68, 2) ground truth.
 

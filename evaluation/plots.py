@@ -3,7 +3,7 @@ no display and no global backend choice)."""
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from training.checkpoint import atomic_write
+from fileio import atomic_write
 
 from . import metrics
 

@@ -23,8 +23,6 @@ from inference.crop import (CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, 
 from . import metrics
 
 FAILURE_THRESHOLDS = (0.08, 0.10)
-_NORMALISER = {'2d': 'eye', '3d': 'box'}
-_SNAP = {'2d': np.floor, '3d': np.round}
 
 
 @dataclass
@@ -41,7 +39,7 @@ class EvaluationResult:
 
     @property
     def normaliser(self):
-        return _NORMALISER[self.landmark_type]
+        return metrics.NORMALISER[self.landmark_type]
 
     @property
     def point_errors(self):
@@ -120,7 +118,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
     if dataset_name not in TOP_SHIFT:
         raise ValueError('unknown test set %r; valid: %s'
                          % (dataset_name, ', '.join(sorted(TOP_SHIFT))))
-    if landmark_type not in _SNAP:
+    if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
     reader, rec_file = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
@@ -133,7 +131,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
         crop_points = decode_heatmaps(heatmaps, input_size=CROP_SIZE, method=decode)
         for (record_id, _, m_align, m_crop, gt), points in zip(pending, crop_points):
             result.record_ids.append(record_id)
-            snapped = _SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
+            snapped = metrics.SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
             # The original stored both point sets in float32 arrays before measuring.
             predictions.append(crop_to_image(points, m_align, m_crop).astype(np.float32))
             ground_truth.append(crop_to_image(snapped, m_align, m_crop).astype(np.float32))

@@ -2,20 +2,10 @@
 import json
 import os
 
-from training.checkpoint import atomic_write
+from fileio import write_json_atomic
 
 from .plots import save_ced_plot
 from .protocol import FAILURE_THRESHOLDS
-
-
-def write_json_atomic(path, obj):
-    """Write `obj` as JSON via a temporary file, so readers never see a partial file."""
-    def write(tmp_path):
-        with open(tmp_path, 'w') as f:
-            json.dump(obj, f)
-            f.write('\n')
-    atomic_write(path, write)
-    return path
 
 
 def summary_lines(result):

@@ -8,7 +8,7 @@ from data.codec import DECODE_METHODS, decode_heatmaps
 from data.transforms import compose_affine
 
 from .crop import CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, crop_to_image
-from .images import to_bgr8
+from data.images import to_bgr8
 from .onnx_model import load_heatmap_model
 
 

@@ -5,11 +5,10 @@ import os
 import cv2
 from tqdm import tqdm
 
-from evaluation.report import write_json_atomic
-from training.checkpoint import atomic_write
+from data.images import read_image, to_bgr8
+from fileio import atomic_write, write_json_atomic
 
 from .draw import draw_faces
-from .images import read_image, to_bgr8
 
 
 def _stem(path, output_dir):
@@ -24,14 +23,14 @@ def _write_bytes(path, payload):
     return path
 
 
-def annotate_image(aligner, path, output_dir):
-    """Write `<name>_landmarks.png` (boxes + contours) and `<name>.json`; return
-    (png path, json path, faces)."""
+def annotate_image(aligner, path, output_dir, name=None, png_suffix='_landmarks'):
+    """Write `<name><png_suffix>.png` (boxes + contours) and `<name>.json`, where `name`
+    defaults to the image's file name; return (png path, json path, faces)."""
     image = read_image(path)
     faces = aligner.get_landmarks(image)
-    stem = _stem(path, output_dir)
+    stem = os.path.join(output_dir, name) if name else _stem(path, output_dir)
     png = cv2.imencode('.png', draw_faces(image, faces))[1].tobytes()
-    png_path = _write_bytes(stem + '_landmarks.png', png)
+    png_path = _write_bytes(stem + png_suffix + '.png', png)
     json_path = write_json_atomic(stem + '.json', {
         'image': path, 'width': image.shape[1], 'height': image.shape[0],
         'faces': [face.to_dict() for face in faces]})

@@ -18,7 +18,7 @@ import mxnet as mx
 import numpy as np
 import onnx
 
-from training.checkpoint import atomic_write
+from fileio import atomic_write
 
 from .model import (INPUT_SIZE, checked_params, checkpoint_paths, error_line,
                     load_inference_checkpoint)

@@ -38,15 +38,8 @@ def get_config(name, **overrides):
 def resolve_config(name_or_config, num_classes=68, **overrides):
     """The config dict of a zoo name, or a copy of a config dict, with overrides applied."""
     if isinstance(name_or_config, str):
-        cfg = get_config(name_or_config, num_classes=num_classes, **overrides)
-    else:
-        cfg = dict(name_or_config)
-        cfg['num_classes'] = num_classes
-        unknown = sorted(set(overrides) - set(cfg))
-        if unknown:
-            raise ValueError('unknown config keys: %s' % ', '.join(unknown))
-        cfg.update(overrides)
-    return cfg
+        return get_config(name_or_config, num_classes=num_classes, **overrides)
+    return config.override(name_or_config, num_classes=num_classes, **overrides)
 
 
 def get_symbol(name_or_config, num_classes=68, **overrides):

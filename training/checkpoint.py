@@ -10,18 +10,7 @@ import os
 
 import mxnet as mx
 
-
-def atomic_write(path, write):
-    """Call `write(tmp_path)`, then move the finished file into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = '%s.tmp%d' % (path, os.getpid())
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+from fileio import atomic_write
 
 
 def params_path(prefix, number):

@@ -9,7 +9,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from .checkpoint import atomic_write
+from fileio import atomic_write
 
 
 class RunLog:

@@ -1,0 +1,26 @@
+"""Atomic file writes: readers never see a half-written output or checkpoint."""
+import json
+import os
+
+
+def atomic_write(path, write):
+    """Call `write(tmp_path)`, then move the finished file into place."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = '%s.tmp%d' % (path, os.getpid())
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_json_atomic(path, obj):
+    """Write `obj` as JSON via a temporary file."""
+    def write(tmp_path):
+        with open(tmp_path, 'w') as f:
+            json.dump(obj, f)
+            f.write('\n')
+    atomic_write(path, write)
+    return path
