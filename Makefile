@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup build test demo clean
+.PHONY: all setup build test demo compare-dlib clean
 
 all: build
 
@@ -27,6 +27,11 @@ test: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# dlib's 68-point predictor beside ours on the same faces: REC=... PREFIX=... EPOCH=...
+compare-dlib: setup
+	$(PY) -m pip install -q -r requirements-dlib.txt
+	$(PY) scripts/compare_dlib.py --rec $(REC) --prefix $(PREFIX) --epoch $(EPOCH)
 
 clean:
 	rm -rf build cxx/*.so cxx/*.c
