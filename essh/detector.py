@@ -4,6 +4,7 @@ import mxnet as mx
 import numpy as np
 
 from data.images import to_bgr8
+from model_params import checked_params
 
 from .anchors import STRIDES
 from .decode import scale_candidates, select_detections
@@ -22,31 +23,6 @@ def image_tensor(image_bgr):
     return np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)[None])
 
 
-def error_line(err):
-    """The informative line of an MXNet error (its last one; the first is a traceback header)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
-
-
-def check_params(symbol, arg_params, aux_params, source):
-    """ValueError naming the first parameter the graph needs that is absent or misshapen."""
-    try:
-        arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, 640, 640))
-    except mx.base.MXNetError as err:
-        raise ValueError('%s: the graph does not take a (1, 3, H, W) image: %s'
-                         % (source, error_line(err))) from None
-    needed = list(zip(symbol.list_arguments(), arg_shapes, [arg_params] * len(arg_shapes)))
-    needed += zip(symbol.list_auxiliary_states(), aux_shapes, [aux_params] * len(aux_shapes))
-    for name, shape, given in needed:
-        if name == 'data':
-            continue
-        if name not in given:
-            raise ValueError('%s: parameter %s is missing' % (source, name))
-        if tuple(given[name].shape) != tuple(shape):
-            raise ValueError('%s: parameter %s has shape %s, the graph needs %s'
-                             % (source, name, tuple(given[name].shape), tuple(shape)))
-
-
 def default_context():
     return mx.gpu(0) if mx.context.num_gpus() > 0 else mx.cpu()
 
@@ -60,7 +36,8 @@ class ESSHDetector:
         if len(symbol.list_outputs()) != NUM_OUTPUTS:
             raise ValueError('%s: expected %d outputs (score, box, points for strides %s), got %d'
                              % (source, NUM_OUTPUTS, STRIDES, len(symbol.list_outputs())))
-        check_params(symbol, arg_params, aux_params, source)
+        # Any input side works for the check: every ESSH parameter shape is size-independent.
+        checked_params(symbol, arg_params, aux_params, source, 640)
         self.ctx = default_context() if ctx is None else ctx
         self._module = mx.mod.Module(symbol=symbol, data_names=['data'], label_names=None,
                                      context=self.ctx)

@@ -4,7 +4,9 @@ import os
 
 import mxnet as mx
 
-from .detector import ESSHDetector, error_line
+from model_params import error_line
+
+from .detector import ESSHDetector
 from .fallback import HaarDetector
 
 logger = logging.getLogger(__name__)

@@ -9,16 +9,11 @@ import os
 import mxnet as mx
 import numpy as np
 
+from model_params import checked_params, error_line, load_params
 from symbols import heatmap_output
-from training.checkpoint import load_params, params_path
+from training.checkpoint import params_path
 
 INPUT_SIZE = 128
-
-
-def error_line(exc):
-    """The informative line of an MXNet error (its message ends with the C++ reason)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[-1] if lines else type(exc).__name__
 
 
 def context_for_gpu(gpu):
@@ -62,28 +57,6 @@ def crops_to_planes(crops_bgr):
     return np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def checked_params(symbol, arg_params, aux_params, weights_path):
-    """The parameters `symbol` needs, validated against its inferred shapes; ValueError naming
-    `weights_path` and the first missing or mis-shaped array."""
-    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, INPUT_SIZE, INPUT_SIZE))
-    checked = []
-    for names, shapes, given in ((symbol.list_arguments(), arg_shapes, arg_params),
-                                 (symbol.list_auxiliary_states(), aux_shapes, aux_params)):
-        needed = {}
-        for name, shape in zip(names, shapes):
-            if name == 'data':
-                continue
-            if name not in given:
-                raise ValueError('%s: parameters do not fit the network (%s is missing)'
-                                 % (weights_path, name))
-            if tuple(given[name].shape) != tuple(shape):
-                raise ValueError('%s: parameters do not fit the network (%s is %s, the network '
-                                 'needs %s)' % (weights_path, name, given[name].shape, shape))
-            needed[name] = given[name]
-        checked.append(needed)
-    return checked
-
-
 class HeatmapModel:
     """Batched forward of a heatmap network: BGR 128 x 128 face crops -> 68 heatmaps each.
 
@@ -106,7 +79,7 @@ class HeatmapModel:
         symbol_path, weights_path = checkpoint_paths(prefix, epoch)
         try:
             arg_params, aux_params = checked_params(self._symbol, arg_params, aux_params,
-                                                    weights_path)
+                                                    weights_path, INPUT_SIZE)
             self._arg_params = {k: v.as_in_context(self.ctx) for k, v in arg_params.items()}
             self._aux_params = {k: v.as_in_context(self.ctx) for k, v in aux_params.items()}
             self._executors = {}

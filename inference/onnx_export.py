@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 
 from fileio import atomic_write
+from model_params import checked_params, error_line
 
-from .model import (INPUT_SIZE, checked_params, checkpoint_paths, error_line,
-                    load_inference_checkpoint)
+from .model import INPUT_SIZE, checkpoint_paths, load_inference_checkpoint
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13
@@ -63,7 +63,7 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     with tempfile.TemporaryDirectory() as scratch:
         try:
             arg_params, aux_params = checked_params(symbol, arg_params, aux_params,
-                                                    weights_path)
+                                                    weights_path, INPUT_SIZE)
             model = _exporter_graph(_explicit_deconvolution_bias(symbol),
                                     dict(arg_params, **aux_params), batch_size,
                                     os.path.join(scratch, 'model.onnx'))

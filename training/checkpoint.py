@@ -11,6 +11,7 @@ import os
 import mxnet as mx
 
 from fileio import atomic_write
+from model_params import load_params
 
 
 def params_path(prefix, number):
@@ -21,26 +22,6 @@ def save_params(path, arg_params, aux_params):
     blob = {'arg:' + k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
     blob.update({'aux:' + k: v.as_in_context(mx.cpu()) for k, v in aux_params.items()})
     atomic_write(path, lambda tmp: mx.nd.save(tmp, blob))
-
-
-def load_params(path):
-    """(arg_params, aux_params) of a `.params` file; ValueError naming the file if unreadable."""
-    if not os.path.isfile(path):
-        raise ValueError('%s: no such checkpoint file' % path)
-    try:
-        blob = mx.nd.load(path)
-    except mx.base.MXNetError as err:
-        raise ValueError('%s: not an MXNet params file (%s)' % (path, str(err).splitlines()[0]))
-    if not isinstance(blob, dict):
-        raise ValueError('%s: holds unnamed arrays, expected arg:/aux: names' % path)
-    arg, aux = {}, {}
-    for key, value in blob.items():
-        kind, _, name = key.partition(':')
-        if kind not in ('arg', 'aux') or not name:
-            raise ValueError('%s: unexpected array name %r (expected arg:NAME or aux:NAME)'
-                             % (path, key))
-        (arg if kind == 'arg' else aux)[name] = value
-    return arg, aux
 
 
 def save_checkpoint(prefix, number, symbol, arg_params, aux_params):
