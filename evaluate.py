@@ -37,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
     parser.add_argument('--decode', choices=['argmax', 'subpixel'], default='argmax',
                         help='heatmap decoding: the original integer argmax, or sub-pixel')
+    parser.add_argument('--top-shift', type=int, default=None,
+                        help='crop top shift (default: the test set\'s, SPEC 3); for records '
+                             'packed with another pack_rec.py --top-shift')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--output', default=None,
                         help='folder for results JSON and CED plot (default outputs/eval)')
@@ -65,7 +68,8 @@ def main(argv=None):
             detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)
             print('face detector: %s' % detector.name)
         result = evaluate_rec(model, rec_path, args.dataset, landmark_type, decode=args.decode,
-                              batch_size=args.batch_size, detector=detector)
+                              batch_size=args.batch_size, detector=detector,
+                              top_shift=args.top_shift)
         paths = save_evaluation(result, args.output or os.path.join('outputs', 'eval'))
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)

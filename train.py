@@ -9,6 +9,7 @@ import argparse
 import sys
 
 import config
+from symbols.heatmap_net import LOSSES
 from training import TrainingDiverged, fit
 from training.distributed import KVSTORES, parse_contexts
 from training.optimizer import OPTIMIZERS
@@ -37,19 +38,24 @@ def parse_args(argv=None):
     p.add_argument('--net-n', type=int, help='hourglass depth')
     p.add_argument('--net-stacks', type=int)
     p.add_argument('--multiplier', type=float, help='channel width multiplier')
+    p.add_argument('--net-loss', choices=LOSSES, help="per-stack heatmap loss: 'l2' (the "
+                   "original's default) or 'ce' (cross-entropy of each map's spatial softmax)")
     p.add_argument('--gpus', help="e.g. 0,1; '' for CPU (default: CUDA_VISIBLE_DEVICES)")
     p.add_argument('--kvstore', choices=KVSTORES)
     p.add_argument('--num-workers', type=int, help='data-loading worker processes')
     p.add_argument('--seed', type=int, default=727)
     p.add_argument('--val-targets', help='comma-separated names of validation .rec files in '
                    '--data-dir (default: the data set preset\'s, e.g. ibug,cofw_testset)')
+    p.add_argument('--val-top-shift', type=int, help='crop top shift for validation (default: '
+                   'by target name, 30 for names outside the test sets); match pack_rec.py '
+                   '--top-shift')
     p.add_argument('--max-steps', type=int, help='stop after this many batches in total')
     return p.parse_args(argv)
 
 
 CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
                 'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
-                'multiplier', 'kvstore')
+                'multiplier', 'net_loss', 'kvstore', 'val_top_shift')
 
 
 def build_config(args):

@@ -5,8 +5,8 @@ download.
 Every face is drawn from its own RandomState seeded by (seed, split, index), so a split is the
 same whatever the number of worker processes. The record crop is the real data sets' one
 (`data.converters.record_transform`, which aligns the five points eye centres, nose tip and
-mouth corners); those points are the same in both label conventions, so the '2d' and '3d' data
-sets of one seed hold identical images and differ only in the jaw labels.
+mouth corners). The '2d' and '3d' data sets of one seed draw the same faces, except that '2d'
+keeps the yaw within MAX_YAW['2d'], and differ in the jaw labels.
 
 The head model is data/synthetic_face.py, the renderer data/synthetic_render.py (with the
 painted facial features in data/synthetic_features.py).
@@ -36,6 +36,10 @@ from .workers import process_pool
 SPLITS = ('train', 'val', 'test')
 DEFAULT_COUNTS = {'train': 2000, 'val': 200, 'test': 200}
 LANDMARK_TYPES = {'2d': labels_2d, '3d': labels_3d}
+# Yaw range in degrees. '2d' imitates 300-W, whose faces are near-frontal and whose eye-centre
+# NME breaks down towards profile (the eye distance shrinks to nothing); '3d' imitates
+# AFLW2000-3D's large poses, scored with the box normaliser.
+MAX_YAW = {'2d': 45.0, '3d': 70.0}
 RECORD_SIZE = BASE['record_img_size']
 # Landmarks must keep this far (px) from the record border; poses that break it are redrawn.
 BORDER = 4.0
@@ -44,7 +48,7 @@ LOCK_NAME = '.synthetic.lock'
 # What made the splits in a folder; ensure_synthetic remakes splits that do not match it.
 MANIFEST_NAME = 'synthetic.json'
 # Bump whenever the generator's output changes, so data sets made by an older one are remade.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 5
 
 
 def sample_rng(seed, split, index):
@@ -64,12 +68,12 @@ def _check_folder(data_dir):
         raise ValueError('%s: not a folder' % data_dir)
 
 
-def make_face(seed, split, index):
+def make_face(seed, split, index, max_yaw=MAX_YAW['3d']):
     """Render one face. Returns (BGR uint8 record image, {'2d': (68, 2), '3d': (68, 2)} x/y
     landmarks in record pixels)."""
     rng = sample_rng(seed, split, index)
     for _ in range(MAX_POSE_DRAWS):
-        head = make_head(rng)
+        head = make_head(rng, max_yaw)
         plane = {name: labels(head) for name, labels in LANDMARK_TYPES.items()}
         matrix = record_transform(plane['2d'], RECORD_SIZE)
         points = {name: warp_points(pts, matrix) for name, pts in plane.items()}
@@ -107,7 +111,7 @@ class SplitSummary:
 def _face_record(seed, split, landmark_type, index):
     """Worker job: (index, image, points) or (index, None, reason) for a face that failed."""
     try:
-        image, points = make_face(seed, split, index)
+        image, points = make_face(seed, split, index, MAX_YAW[landmark_type])
     except RENDER_ERRORS as err:
         return index, None, '%s: %s' % (type(err).__name__, err)
     return index, image, points[landmark_type]
@@ -252,7 +256,7 @@ def contact_sheet(path, landmark_type='2d', seed=0, split='train', count=16, col
     _check_landmark_type(landmark_type)
     tiles = []
     for index in range(count):
-        image, points = make_face(seed, split, index)
+        image, points = make_face(seed, split, index, MAX_YAW[landmark_type])
         small = cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
         tiles.append(draw_landmarks(small, points[landmark_type] * (tile / image.shape[0])))
     rows = -(-count // columns)

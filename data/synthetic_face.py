@@ -184,8 +184,8 @@ def deform(points, p):
                      z * p['depth'] + c[4] * u * u + c[5] * v * v + c[6] * u])
 
 
-def sample_params(rng):
-    """Random identity, expression, pose and hair/ear style."""
+def sample_params(rng, max_yaw=70.0):
+    """Random identity, expression, pose (|yaw| <= max_yaw degrees) and hair/ear style."""
     closed = rng.rand() < 0.1
     return {
         'width': rng.uniform(0.9, 1.1), 'height': rng.uniform(0.92, 1.08),
@@ -205,9 +205,9 @@ def sample_params(rng):
         'eye_closure': (rng.uniform(0.7, 1.0, 2) if closed else rng.uniform(0.0, 0.2, 2)),
         'gaze': rng.uniform(-0.3, 0.3, 2),
         'jitter': rng.normal(0.0, 0.8, (len(FEATURE_XY), 2)),
-        # Pose: half near-frontal, half spread over the full yaw range.
-        'yaw': (rng.uniform(-70, 70) if rng.rand() < 0.5 else
-                float(np.clip(rng.normal(0, 20), -70, 70))),
+        # Pose: half near-frontal, half spread over the whole yaw range.
+        'yaw': (rng.uniform(-max_yaw, max_yaw) if rng.rand() < 0.5 else
+                float(np.clip(rng.normal(0, 20), -max_yaw, max_yaw))),
         'pitch': float(np.clip(rng.normal(0, 12), -35, 35)),
         'roll': float(np.clip(rng.normal(0, 10), -30, 30)),
         'distance': rng.uniform(450.0, 2500.0),
@@ -481,9 +481,9 @@ def _oriented(surface, rotation):
                 normals=rotation.astype(np.float32) @ surface['normals'])
 
 
-def make_head(rng):
+def make_head(rng, max_yaw=70.0):
     """Sample one head and return it in camera space (see `Head`)."""
-    p = sample_params(rng)
+    p = sample_params(rng, max_yaw)
     rotation = rotation_matrix(p['yaw'], p['pitch'], p['roll'])
     body = rotation_matrix(*(p[angle] * BODY_SHARE[angle] for angle in ('yaw', 'pitch', 'roll')))
     landmarks_rest = rest_landmarks(p)

@@ -118,6 +118,22 @@ def box_transform(box, output_size, margin=BOX_MARGIN):
                      [0, scale, output_size // 2 - centre_y * scale]])
 
 
+def protocol_box(aligned_points, top_shift):
+    """SPEC 3 step 2's box of five-point aligned points: min/max, top moved up by `top_shift`
+    (not past 0)."""
+    box = np.concatenate([aligned_points.min(axis=0), aligned_points.max(axis=0)])
+    box[1] = 0 if box[1] < top_shift else box[1] - top_shift
+    return box
+
+
+def protocol_transforms(gt_points_xy, top_shift, output_size=128):
+    """(M_align, M_crop) of SPEC 3 steps 1-2 for x/y ground-truth points."""
+    points = np.asarray(gt_points_xy, dtype=np.float32)
+    m_align = similarity_transform(five_points(points).astype(np.float32), ALIGN_TEMPLATE)
+    aligned_points = warp_points(points, m_align).astype(np.float32)
+    return m_align, box_transform(protocol_box(aligned_points, top_shift), output_size)
+
+
 def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
     """SPEC 3 steps 1-2 on one record image.
 
@@ -128,13 +144,8 @@ def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
     original. Returns (crop, M_align, M_crop); record -> crop is
     compose_affine(M_align, M_crop).
     """
-    points = np.asarray(gt_points_xy, dtype=np.float32)
-    m_align = similarity_transform(five_points(points).astype(np.float32), ALIGN_TEMPLATE)
+    m_align, m_crop = protocol_transforms(gt_points_xy, top_shift, output_size)
     aligned_image = cv2.warpAffine(image_bgr, m_align, (ALIGN_SIZE, ALIGN_SIZE),
                                    borderValue=0.0)
-    aligned_points = warp_points(points, m_align).astype(np.float32)
-    box = np.concatenate([aligned_points.min(axis=0), aligned_points.max(axis=0)])
-    box[1] = 0 if box[1] < top_shift else box[1] - top_shift
-    m_crop = box_transform(box, output_size)
     crop = cv2.warpAffine(aligned_image, m_crop, (output_size, output_size), borderValue=0.0)
     return crop, m_align, m_crop

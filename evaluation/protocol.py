@@ -36,6 +36,7 @@ class EvaluationResult:
     ground_truth: np.ndarray
     skipped: list = field(default_factory=list)   # (record id, reason)
     detector: str = ''
+    top_shift: int = None   # of the ground-truth crop; None with a detector
 
     @property
     def normaliser(self):
@@ -77,7 +78,9 @@ class EvaluationResult:
         has_images = bool(self.record_ids)
         out = {'dataset': self.dataset, 'landmark_type': self.landmark_type,
                'normaliser': self.normaliser, 'decode': self.decode,
-               'detector': self.detector or None, 'images': len(self.record_ids),
+               'detector': self.detector or None,
+               'top_shift': None if self.detector else self.top_shift,
+               'images': len(self.record_ids),
                'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None}
         for t in FAILURE_THRESHOLDS:
             out['auc@%.2f' % t] = self.auc(t) if has_images else None
@@ -95,10 +98,10 @@ def _open_records(rec_path):
     return mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r'), rec_path
 
 
-def _crop(image, gt_points, dataset_name, detector):
+def _crop(image, gt_points, top_shift, detector):
     """(crop, M_align, M_crop), or None when the detector finds no face."""
     if detector is None:
-        return protocol_crop(image, gt_points, TOP_SHIFT[dataset_name], output_size=CROP_SIZE)
+        return protocol_crop(image, gt_points, top_shift, output_size=CROP_SIZE)
     face = nearest_to_centre(detector.detect(image, threshold=DETECTION_THRESHOLD), image.shape)
     if face is None:
         return None
@@ -107,11 +110,12 @@ def _crop(image, gt_points, dataset_name, detector):
 
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argmax',
-                 batch_size=16, progress=True, detector=None):
+                 batch_size=16, progress=True, detector=None, top_shift=None):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, 128, 128, 3) uint8) -> (N, 68, h, w)` heatmaps (see
-    inference.model.HeatmapModel). `dataset_name` picks the box's top shift (SPEC 3);
+    inference.model.HeatmapModel). `dataset_name` picks the box's top shift (SPEC 3) unless
+    `top_shift` is given (for records laid out with another shift, such as the synthetic ones);
     `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
     not decode, or where `detector` finds no face, are skipped and listed in the result.
     """
@@ -120,9 +124,11 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
                          % (dataset_name, ', '.join(sorted(TOP_SHIFT))))
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
+    if top_shift is None:
+        top_shift = TOP_SHIFT[dataset_name]
     reader, rec_file = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
-                              detector=getattr(detector, 'name', ''))
+                              detector=getattr(detector, 'name', ''), top_shift=top_shift)
     predictions, ground_truth = [], []
     pending = []   # (record id, crop, M_align, M_crop, gt points)
 
@@ -146,7 +152,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
                 result.skipped.append((int(key), 'unreadable record: %s' % reason))
                 continue
-            cropped = _crop(image, gt_points, dataset_name, detector)
+            cropped = _crop(image, gt_points, top_shift, detector)
             if cropped is None:
                 result.skipped.append((int(key), 'no face detected'))
                 continue

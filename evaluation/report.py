@@ -1,5 +1,4 @@
 """Writing an evaluation's results: summary text, JSON files and the CED curve."""
-import json
 import os
 
 from fileio import write_json_atomic

@@ -3,9 +3,10 @@ original's per-face path (batch-1 Module, per-landmark resize + argmax) against 
 path (batched executors, subpixel decoding at heatmap resolution) on MXNet at batch 1 and
 --batch-size, and on onnxruntime. Measured for a random-weight `--network` (default
 hg2d3-cab) and for a real checkpoint: --prefix, by default the shipped
-models/model-hg2d3-cab/model when it is there. The load average is printed alongside: on a
-shared machine the wall times move with it, the CPU times much less.
+models/hg1d4-resnet-m025-300w/model. The load average is printed alongside: on a shared
+machine the wall times move with it, the CPU times much less.
 
+    python scripts/bench_infer.py
     python scripts/bench_infer.py --prefix models/model-hg2d3-cab/model --epoch 0
 """
 import argparse
@@ -19,7 +20,7 @@ sys.path.insert(0, ROOT)
 from inference.benchmark import (benchmark_checkpoint, format_timings,  # noqa: E402
                                  save_random_checkpoint)
 
-SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'model-hg2d3-cab', 'model')
+SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
 
 
 def _load():

@@ -11,14 +11,16 @@ import matplotlib.cbook  # noqa: E402
 import mxnet as mx  # noqa: E402
 
 import config  # noqa: E402
+from data.transforms import top_shift_for  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import FaceAligner, HeatmapModel  # noqa: E402
 from inference.demo import annotate_image  # noqa: E402
 from training.run import data_paths, fit  # noqa: E402
 
 SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
-# The architecture of the shipped model (README, model card).
-SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25}
+# The architecture and loss of the shipped model (README, model card).
+SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25,
+                   'net_loss': 'ce'}
 
 
 def photo_demo(output_dir):
@@ -31,9 +33,11 @@ def photo_demo(output_dir):
 
 
 def evaluate(prefix, epoch, rec):
-    """Eye-centre NME (SPEC 3 protocol with the 300W crop shift) as a printable string."""
+    """Eye-centre NME (SPEC 3 protocol) as a printable string, cropped with the top shift the
+    synthetic records are laid out with, as training validation does."""
     model = HeatmapModel(prefix, epoch, ctx=mx.cpu())
-    result = evaluate_rec(model, rec, '300W', '2d', decode='subpixel', progress=False)
+    result = evaluate_rec(model, rec, '300W', '2d', decode='subpixel', progress=False,
+                          top_shift=top_shift_for(rec))
     return 'NME %.3f%%' % (result.mean_nme * 100)
 
 
@@ -42,7 +46,7 @@ def synthetic_demo(output_dir, steps):
     prefix = os.path.join(output_dir, 'synth2d-finetune', 'model')
     verbose = max(steps // 4, 1)
     cfg = config.generate_config('hourglass', 'synth2d', prefix=prefix, verbose=verbose,
-                                 frequent=10, lr=5e-4, lr_epoch_step='100',
+                                 frequent=10, lr=1e-3, lr_epoch_step='100',
                                  pretrained=SHIPPED_PREFIX, pretrained_epoch=0,
                                  **SHIPPED_NETWORK)
     _, val_recs = data_paths(cfg)

@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from data import converters  # noqa: E402
+from data.transforms import DEFAULT_TOP_SHIFT  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,6 +36,10 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='seed of the --val-fraction draw')
     parser.add_argument('--split', help='write one split of this name (e.g. ibug, 300W); '
                         'default: train (pts), AFLW2000-3D, cofw_testset')
+    parser.add_argument('--top-shift', type=int, default=DEFAULT_TOP_SHIFT,
+                        help='box top shift of the evaluation crop the records are laid out '
+                        'for (default %(default)s, the shift of this toolkit\'s own validation '
+                        'splits; 40 trains for the 300W protocol)')
     parser.add_argument('--quality', type=int, default=95, help='JPEG quality of the records')
     parser.add_argument('--keep-outside-image', action='store_true',
                         help='keep faces with points outside the source image (as long as '
@@ -49,7 +54,7 @@ def main(argv=None):
         return 2
     options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed,
                    split=args.split, quality=args.quality,
-                   keep_outside_image=args.keep_outside_image)
+                   keep_outside_image=args.keep_outside_image, top_shift=args.top_shift)
     try:
         if args.format == 'pts':
             summary = converters.pack_pts_folder(args.input, args.output, **options)

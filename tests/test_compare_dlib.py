@@ -12,7 +12,9 @@ from conftest import SHARED_DATA
 
 from data.codec import encode_heatmaps
 from data.converters import pack_pts_folder
-from inference.dlib_compare import compare_with_dlib
+from data.transforms import TOP_SHIFT, box_transform
+from inference.dlib_compare import (LANDMARK_BOX_TOP_SHIFT, compare_with_dlib, dlib_detector_box,
+                                   network_box_transform)
 from scripts import compare_dlib
 from test_infer_speed_paths import save_tiny_checkpoint
 
@@ -41,24 +43,41 @@ def smoke_rec(tmp_path_factory):
     return pack_pts_folder(str(folder), str(tmp_path_factory.mktemp('rec'))).paths['train']
 
 
-def test_both_models_see_the_ground_truth_box(smoke_rec):
+def test_each_model_gets_the_ground_truth_box_in_its_own_convention(smoke_rec):
     boxes = []
 
     def dlib_stub(image, box):
-        boxes.append(box)
+        boxes.append(np.asarray(box, dtype=np.float64))
         return np.tile((box[:2] + box[2:]) / 2, (68, 1))
 
     result = compare_with_dlib(CentreModel(), dlib_stub, smoke_rec, progress=False)
     assert len(result.record_ids) == 2 and not result.skipped
-    # The untimed first run and one timed run per record, each with the record's box.
-    assert len(boxes) == 3
-    for ours, dlib_points, gt in zip(result.ours, result.dlib, result.ground_truth):
+    # The untimed first run, then per record the detector-convention box and the raw box.
+    assert len(boxes) == 5
+    for i, gt in enumerate(result.ground_truth):
         box = np.concatenate([gt.min(axis=0), gt.max(axis=0)])
-        centre, side = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]).max()
-        np.testing.assert_allclose(dlib_points, np.tile(centre, (68, 1)))
-        # The crop-centre prediction lands within about a crop pixel of the box centre.
-        assert np.abs(ours - centre).max() < 0.03 * side
-    assert result.mean_nme('ours') == pytest.approx(result.mean_nme('dlib'), rel=0.1)
+        width, height = box[2:] - box[:2]
+        expected = dlib_detector_box(box)
+        np.testing.assert_allclose(boxes[1 + 2 * i], expected)
+        np.testing.assert_allclose(boxes[2 + 2 * i], box)
+        # dlib's detector box sits higher than the landmark box and is larger.
+        assert expected[1] < box[1] and expected[3] - expected[1] > height
+        np.testing.assert_allclose(result.dlib[i], np.tile((expected[:2] + expected[2:]) / 2,
+                                                           (68, 1)))
+        np.testing.assert_allclose(result.dlib_raw_box[i],
+                                   np.tile((box[:2] + box[2:]) / 2, (68, 1)))
+        # Our crop's centre is the box centre moved up by half the protocol's top shift.
+        centre = (box[:2] + box[2:]) / 2 - [0, LANDMARK_BOX_TOP_SHIFT * height / 2]
+        assert np.abs(result.ours[i] - centre).max() < 0.03 * max(width, height)
+
+
+def test_network_crop_equals_the_protocol_crop_on_aligned_faces():
+    """On a face already in the five-point aligned frame with the median box height, the
+    network's box crop is the published protocol's crop of the 300-W test set."""
+    box = np.array([110.0, 120.0, 270.0, 120.0 + 160.4])
+    shifted = box.copy()
+    shifted[1] -= TOP_SHIFT['300W']
+    np.testing.assert_allclose(network_box_transform(box), box_transform(shifted, 128))
 
 
 def test_compare_cli_with_dlib(smoke_rec, tmp_path, capsys):
@@ -74,6 +93,19 @@ def test_compare_cli_with_dlib(smoke_rec, tmp_path, capsys):
     assert 0 < found['dlib 68-point'][0] < 20
     assert np.isfinite(found['heatmap network'][0])
     assert all(ms > 0 for _, ms in found.values())
+    assert re.search(r'dlib on the raw landmark box .*NME \d+\.\d+%', out)
+
+
+def test_measure_dlib_box_convention(smoke_rec, capsys):
+    pytest.importorskip('dlib')
+    assert compare_dlib.main(['--measure-dlib-boxes', smoke_rec]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r'over (\d) faces: centre offset (\S+) w, (\S+) h; size (\S+) w x (\S+) h',
+                      out)
+    assert found and int(found.group(1)) >= 1
+    dx, dy, width, height = (float(found.group(i)) for i in range(2, 6))
+    # Near the constants measured on 576 300-W training faces.
+    assert abs(dx) < 0.15 and -0.25 < dy < 0.05 and 0.8 < width < 1.3 and 0.8 < height < 1.4
 
 
 def test_missing_dlib_is_a_one_line_install_hint(tmp_path, monkeypatch, capsys):

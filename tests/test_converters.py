@@ -9,10 +9,10 @@ import scipy.io
 
 from conftest import ROOT, SHARED_DATA
 from data import converters
-from data.landmarks import five_points
 from data.readers import read_pts
 from data.recordio import split_paths, unpack_record
-from data.transforms import warp_points
+from data.transforms import (ALIGN_TEMPLATE, compose_affine, crop_transform, invert_affine,
+                             protocol_transforms, warp_points)
 
 SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
 AFLW_SAMPLE = os.path.join(SHARED_DATA, 'aflw2000-3d-sample')
@@ -29,7 +29,7 @@ def read_rec(prefix):
 def synthetic_face(rng, size=300):
     """(image, 68 x/y points): a textured image and a face-like point set placed by a random
     similarity of the record template (the five alignment points land where they should)."""
-    template = converters.record_template()
+    template = np.asarray(ALIGN_TEMPLATE, dtype=np.float64)
     points = np.empty((68, 2))
     points[:] = rng.uniform(130, 260, size=(68, 2))
     for (a, b), eye in zip([(36, 39), (42, 45)], template[:2]):
@@ -85,19 +85,38 @@ def test_read_pts_rejects_bad_files_naming_them(tmp_path, content, problem):
     assert str(path) in str(err.value)
 
 
-def test_record_transform_puts_the_five_points_on_the_template_whatever_the_pose():
+def test_training_crop_of_a_record_is_the_protocol_crop_whatever_the_pose():
     rng = np.random.RandomState(2)
     _, points = synthetic_face(rng)
-    record_points = warp_points(points, converters.record_transform(points))
-    np.testing.assert_allclose(five_points(record_points), converters.record_template(),
-                               atol=1e-6)
+    for top_shift in (30, 40):
+        to_record = converters.record_transform(points, top_shift=top_shift)
+        record_points = warp_points(points, to_record)
+        # The unrotated training crop at scale ratio 1 (SPEC 2) ...
+        training_crop = crop_transform((192, 192), 128, 256, 0)
+        # ... of the record equals the protocol crop (SPEC 3) of the source image.
+        m_align, m_crop = protocol_transforms(points, top_shift)
+        np.testing.assert_allclose(warp_points(record_points, training_crop),
+                                   warp_points(points, compose_affine(m_align, m_crop)),
+                                   atol=1e-3)
+        # The protocol box is centred in the record (up to the protocol's integer centre, one
+        # aligned pixel), its crop side base_scale.
+        aligned = warp_points(points, m_align)
+        box = np.concatenate([aligned.min(axis=0), aligned.max(axis=0)])
+        box[1] -= top_shift
+        record_box = warp_points(box.reshape(2, 2), compose_affine(invert_affine(m_align),
+                                                                   to_record)).ravel()
+        side = 1.2 * (record_box[2:] - record_box[:2]).max()
+        assert side == pytest.approx(256, rel=1e-6)
+        aligned_pixel = side / (1.2 * (box[2:] - box[:2]).max())
+        assert np.all(np.abs((record_box[:2] + record_box[2:]) / 2 - 192) <= aligned_pixel)
     # Any similarity of the source face gives the same record points.
+    record_points = warp_points(points, converters.record_transform(points))
     moved = points @ np.array([[0.0, -2.0], [2.0, 0.0]]).T + (500, 40)
     np.testing.assert_allclose(warp_points(moved, converters.record_transform(moved)),
-                               record_points, atol=1e-6)
+                               record_points, atol=1e-3)
     # A larger base scale makes the face proportionally larger about the record centre.
     bigger = warp_points(points, converters.record_transform(points, 384, 320))
-    np.testing.assert_allclose(bigger - 192, (record_points - 192) * 320 / 256, atol=1e-6)
+    np.testing.assert_allclose(bigger - 192, (record_points - 192) * 320 / 256, atol=1e-3)
 
 
 def check_round_trip(prefix, sources):
@@ -157,26 +176,24 @@ def test_bad_samples_are_skipped_and_reported(tmp_path):
     check_round_trip(str(tmp_path / 'out' / 'train'), truth)
 
 
-def test_points_off_the_image_can_be_kept_but_never_off_the_record(tmp_path):
+def test_points_off_the_image_can_be_kept(tmp_path):
     folder = tmp_path / 'faces'
     folder.mkdir()
     image, points = synthetic_face(np.random.RandomState(6))
     cut = image[:, :int(points[:, 0].max()) - 3]  # the rightmost points leave the photo
     cv2.imwrite(str(folder / 'cut.png'), cut)
     write_pts(str(folder / 'cut.pts'), points)
-    stray = points.copy()
-    stray[8] += (0, 400)  # a chin far below the face cannot fit any record
-    big = np.zeros((900, 900, 3), np.uint8)
-    cv2.imwrite(str(folder / 'stray.png'), big)
-    write_pts(str(folder / 'stray.pts'), stray)
     with pytest.raises(ValueError, match='no sample could be packed'):
         converters.pack_pts_folder(str(folder), str(tmp_path / 'a'))
     summary = converters.pack_pts_folder(str(folder), str(tmp_path / 'b'),
                                          keep_outside_image=True)
-    assert summary.written == {'train': 1}
-    assert [n for n, _ in summary.skipped] == ['stray']
-    assert 'stray.pts: points fall outside the 384 px record' in summary.skipped[0][1]
+    assert summary.written == {'train': 1} and not summary.skipped
     check_round_trip(str(tmp_path / 'b' / 'train'), {'cut': (cut, points)})
+    # The record is laid out around the face's own box, so even a stray point stays inside.
+    stray = points.copy()
+    stray[8] += (0, 400)
+    record_points = warp_points(stray, converters.record_transform(stray))
+    assert np.all((record_points > 0) & (record_points < 383))
 
 
 def test_no_usable_sample_fails_and_leaves_no_files(tmp_path):

@@ -69,7 +69,7 @@ def write_synthetic_rec(prefix, count=5, seed=0):
     return writer.rec_path
 
 
-def crop_ground_truth(rec_path, dataset):
+def crop_ground_truth(rec_path, dataset, top_shift=None):
     """Ground truth of every record in its 128 protocol crop (the test's own oracle)."""
     idx_path, rec_path = split_paths(rec_path)
     reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
@@ -77,7 +77,8 @@ def crop_ground_truth(rec_path, dataset):
     for key in reader.keys:
         image, points, _ = unpack_record(reader.read_idx(key))
         points = points.astype(np.float64)
-        _, m_align, m_crop = protocol_crop(image, points, TOP_SHIFT[dataset])
+        shift = TOP_SHIFT[dataset] if top_shift is None else top_shift
+        _, m_align, m_crop = protocol_crop(image, points, shift)
         out.append(image_to_crop(points, m_align, m_crop))
     reader.close()
     return out
@@ -124,6 +125,16 @@ def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_
     assert len(result.record_ids) == 6 and not result.skipped
     assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
     assert result.summary_line == 'nme on ibug is 0.000%'
+
+
+def test_top_shift_overrides_the_test_sets_own(synthetic_rec):
+    truth = crop_ground_truth(synthetic_rec, 'ibug', top_shift=60)
+    shifted = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec, 'ibug',
+                           '2d', progress=False, top_shift=60)
+    assert shifted.mean_nme == pytest.approx(0.0, abs=1e-9)
+    own_shift = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec, 'ibug',
+                             '2d', progress=False)
+    assert own_shift.mean_nme > 0.02
 
 
 def test_2d_floors_and_3d_rounds_ground_truth(synthetic_rec):
@@ -230,12 +241,12 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix):
     out = tmp_path / 'out'
     proc = run_cli('evaluate.py', '--dataset', 'ibug', '--rec', rec_path, '--prefix',
                    tiny_prefix, '--epoch', '0', '--gpu', '-1', '--landmark-type', '2d',
-                   '--batch-size', '4', '--output', str(out))
+                   '--batch-size', '4', '--output', str(out), '--top-shift', '50')
     assert proc.returncode == 0, proc.stderr
     match = NME_LINE.search(proc.stdout)
     assert match and match.group(1) == 'ibug'
     results = json.loads((out / 'ibug_results.json').read_text())
-    assert results['images'] == len(results['per_image']) > 0
+    assert results['images'] == len(results['per_image']) > 0 and results['top_shift'] == 50
     pred = np.array([item['prediction'] for item in results['per_image']])
     gt = np.array([item['ground_truth'] for item in results['per_image']])
     assert match.group(2) == '%.3f' % (metrics.nme(pred, gt, 'eye').mean() * 100)

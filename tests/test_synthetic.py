@@ -10,7 +10,7 @@ import pytest
 from data import synthetic
 from data.landmarks import FLIP_ORDER
 from data.recordio import label_to_points, unpack_record
-from data.synthetic_face import make_head
+from data.synthetic_face import make_head, sample_params
 from scripts import make_synthetic
 
 SIZE = synthetic.RECORD_SIZE
@@ -55,6 +55,20 @@ def test_same_seed_same_bytes_whatever_the_workers(small_split, tmp_path):
             assert a.read() == b.read()
 
 
+def test_2d_sets_keep_300w_like_poses_3d_sets_reach_further():
+    def yaws(max_yaw):
+        return np.array([sample_params(synthetic.sample_rng(0, 'train', i), max_yaw)['yaw']
+                         for i in range(300)])
+    near, wide = yaws(synthetic.MAX_YAW['2d']), yaws(synthetic.MAX_YAW['3d'])
+    assert np.abs(near).max() <= 45 and np.abs(near).max() > 40
+    assert np.abs(wide).max() > 60
+    # The same draws: only the yaw range differs.
+    same = sample_params(synthetic.sample_rng(0, 'train', 7), 45.0)
+    other = sample_params(synthetic.sample_rng(0, 'train', 7), 70.0)
+    assert same['width'] == other['width'] and same['shape_basis'].tolist() == \
+        other['shape_basis'].tolist()
+
+
 def test_other_seed_or_split_differs():
     image, points = synthetic.make_face(0, 'train', 3)
     other_seed, other_points = synthetic.make_face(1, 'train', 3)
@@ -73,17 +87,20 @@ def test_record_format(small_split):
         # Stored as (y, x) pairs: label_to_points undoes it.
         np.testing.assert_allclose(raw[0::2], points[:, 1])
         np.testing.assert_allclose(raw[1::2], points[:, 0])
-        _, expected = synthetic.make_face(0, 'train', index)
+        _, expected = synthetic.make_face(0, 'train', index, synthetic.MAX_YAW['2d'])
         np.testing.assert_allclose(label_to_points(raw), expected['2d'], atol=1e-3)
     every = np.concatenate([points for _, points, _ in records])
     assert np.all(every >= 0) and np.all(every <= SIZE - 1)
 
 
 def test_face_is_centred_at_record_scale(small_split):
-    # The record convention puts the eyes ~70 px apart around the image centre.
+    # The record convention (data.converters) centres the protocol box: the landmark box is
+    # centred across (to the protocol's integer centre) and its crop side is base_scale.
     for _, points, _ in read_split(small_split.rec_path):
-        centre = points[[36, 39, 42, 45, 30, 48, 54]].mean(axis=0)
-        assert np.all(np.abs(centre - SIZE / 2) < 40)
+        low, high = points.min(axis=0), points.max(axis=0)
+        assert abs((low[0] + high[0]) / 2 - SIZE / 2) < 2
+        assert 200 < 1.2 * (high - low).max() <= 256 + 1e-3
+        assert SIZE / 2 < (low[1] + high[1]) / 2 < SIZE / 2 + 40
 
 
 def test_jaw_conventions_differ_only_at_large_yaw():
@@ -114,7 +131,9 @@ def test_mirrored_frontal_face_matches_flip_order():
     _, points = synthetic.make_face(0, 'test', index)
     for convention in ('2d', '3d'):
         mirrored = points[convention].copy()
-        mirrored[:, 0] = SIZE - 1 - mirrored[:, 0]
+        # Mirrored about the midpoint of the eye centres (the face's own midline).
+        axis = (mirrored[36:42, 0].mean() + mirrored[42:48, 0].mean()) / 2
+        mirrored[:, 0] = 2 * axis - mirrored[:, 0]
         flipped_error = np.linalg.norm(mirrored[FLIP_ORDER] - points[convention], axis=1)
         unordered_error = np.linalg.norm(mirrored - points[convention], axis=1)
         assert flipped_error.mean() < 4.0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import config
+import train
 from conftest import ROOT
 from data.codec import encode_heatmaps
 from training import Trainer, TrainingDiverged
@@ -35,24 +36,52 @@ def face_batch(n, seed):
     return data, label
 
 
+def cross_entropy_floor(label):
+    """The smallest mean ce_loss over `label` maps: softmax equal to each normalised map."""
+    maps = label.reshape(label.shape[0], label.shape[1], -1).astype(np.float64)
+    share = maps / maps.sum(axis=2, keepdims=True)
+    return float(-(maps * np.log(np.where(maps > 0, share, 1.0))).sum() / maps.size)
+
+
 def read_log(prefix):
     with open('%s-log.jsonl' % prefix) as f:
         return [json.loads(line) for line in f]
 
 
-def test_loss_falls_over_30_batches(tmp_path):
+# Excess loss left after 30 batches (last 5 over first 5), as a fraction; measured over seeds
+# 0-2: l2 0.44-0.47, ce 0.63-0.70 at lr 1e-2 on these random faces. A model that does not
+# learn stays near 1.
+@pytest.mark.parametrize('net_loss, lr, remaining', [('l2', 1e-3, 0.7), ('ce', 1e-2, 0.8)])
+def test_loss_falls_over_30_batches(tmp_path, net_loss, lr, remaining):
+    seed_everything(0)
     prefix = tmp_path / 'model'
     data, label = face_batch(8, seed=0)
     train_iter = mx.io.NDArrayIter(data, label, 4, shuffle=True, label_name='softmax_label')
-    summary = Trainer(tiny_config(prefix), [mx.cpu()], train_iter, 8, max_batches=30).run()
+    cfg = tiny_config(prefix, net_loss=net_loss, lr=lr)
+    summary = Trainer(cfg, [mx.cpu()], train_iter, 8, max_batches=30).run()
     assert (summary['batch'], summary['stopped']) == (30, 'finished')
     assert summary['last_saved'] == str(prefix) + '-0000.params'
     assert read_log(prefix)[-1] == dict(summary, kind='end', time=read_log(prefix)[-1]['time'])
     losses = [r['loss'] for r in read_log(prefix) if r['kind'] == 'train']
     assert len(losses) == 30
-    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    # Cross-entropy cannot go below its value at softmax = normalised target.
+    floor = cross_entropy_floor(label) if net_loss == 'ce' else 0.0
+    assert floor < min(losses)
+    assert np.mean(losses[-5:]) - floor < remaining * (np.mean(losses[:5]) - floor)
     assert os.path.exists(str(prefix) + '-symbol.json')
     assert os.path.exists(str(prefix) + '-curves.png')
+
+
+def test_cli_flags_reach_the_config():
+    args = train.parse_args(['--dataset', 'synth2d', '--net-loss', 'ce', '--multiplier', '0.25',
+                             '--net-block', 'resnet', '--val-targets', 'val,test',
+                             '--val-top-shift', '40'])
+    cfg = train.build_config(args)
+    assert (cfg['net_loss'], cfg['multiplier'], cfg['net_block']) == ('ce', 0.25, 'resnet')
+    assert cfg['val_targets'] == ['val', 'test'] and cfg['val_top_shift'] == 40
+    assert train.build_config(train.parse_args([]))['val_top_shift'] is None
+    with pytest.raises(SystemExit):
+        train.parse_args(['--net-loss', 'huber'])
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -65,6 +94,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
                       {'val': val_iter})
     with pytest.raises(TrainingDiverged, match='loss became nan at batch 3'):
         trainer.run()
+    # The starting weights are validated (logged, never saved), then every 2 batches.
+    assert [(r['batch'], r['saved']) for r in read_log(prefix) if r['kind'] == 'val'] == \
+        [(0, None), (2, None)]
     state, arg, aux, states = load_resume_state(str(prefix))
     assert state['batch'] == 2 and states and os.path.exists(states)
     assert all(np.isfinite(v.asnumpy()).all() for v in list(arg.values()) + list(aux.values()))
@@ -126,6 +158,9 @@ def test_sigterm_then_resume_continues_the_schedule(synth_dir, tmp_path):
     records = [r for r in read_log(prefix) if r['kind'] == 'train']
     assert [r['batch'] for r in records] == list(range(1, 21))
     assert all(r['lr'] == pytest.approx(1e-3 if r['batch'] <= 16 else 2e-4) for r in records)
+    # The starting weights are scored once, by the fresh run, not again on resuming.
+    validated = [r['batch'] for r in read_log(prefix) if r['kind'] == 'val']
+    assert validated[0] == 0 and validated[1:] == list(range(4, 21, 4))
     state, arg, _, _ = load_resume_state(str(prefix))
     assert state['batch'] == 20 and state['optimizer']['num_update'] == 20
     assert set(arg) == set(load_params(str(prefix) + '-0005.params')[0])

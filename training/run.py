@@ -41,7 +41,7 @@ def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=Non
     val_iters = {}
     if rank == 0:
         val_iters = {t: FaceSegIter(p, cfg['per_batch_size'], cfg, aug_level=0, shuffle=False,
-                                    num_workers=num_workers)
+                                    num_workers=num_workers, top_shift=cfg['val_top_shift'])
                      for t, p in val_recs.items()}
     try:
         trainer = Trainer(cfg, contexts, train_iter, train_iter.num_samples, val_iters,

@@ -208,6 +208,8 @@ class Trainer:
         """Train to the end of the schedule (or max_batches) or until a stop signal. Returns a
         summary: 'batch', 'stopped' ('finished' or 'interrupted'), 'best' (first target, mean),
         'nme' (the last validation), 'last_saved' (checkpoint path) and 'weights_sha1'."""
+        if self.batch == 0:
+            self._validate_start()
         window_loss, window_count, tic = 0.0, 0, time.time()
         stopped = 'finished'
         with StopRequest() as stop:
@@ -243,14 +245,30 @@ class Trainer:
         self.log.write(dict(summary, kind='end'))
         return summary
 
-    def _validate_and_save(self, final):
-        if not self.is_chief:
-            return
+    def _validate(self):
         arg, aux = self.module.get_params()
         results = self.validator.run(arg, aux)
         self.last_nme = results
         for target, value in results.items():
             self.bars.write('[%d][%s]NME: %f' % (self.batch, target, value))
+        return arg, aux, results
+
+    def _log_validation(self, results, saved):
+        self.log.write({'kind': 'val', 'batch': self.batch, 'nme': results,
+                        'mean': float(np.mean(list(results.values()))) if results else None,
+                        'saved': saved})
+        self.log.plot('%s-curves.png' % self.prefix)
+
+    def _validate_start(self):
+        """The starting weights' NME (fresh or --pretrained), logged at batch 0 so the curves
+        show where training began; nothing is saved."""
+        if self.is_chief and self.validator.iterators:
+            self._log_validation(self._validate()[2], None)
+
+    def _validate_and_save(self, final):
+        if not self.is_chief:
+            return
+        arg, aux, results = self._validate()
         improved = False
         if results:
             values = list(results.values())
@@ -264,10 +282,7 @@ class Trainer:
             saved = checkpoint.save_checkpoint(self.prefix, number, self.symbol, arg, aux)
             self.last_saved = saved
             self.bars.write('saving %d -> %s' % (number, saved))
-        self.log.write({'kind': 'val', 'batch': self.batch, 'nme': results,
-                        'mean': float(np.mean(list(results.values()))) if results else None,
-                        'saved': saved})
-        self.log.plot('%s-curves.png' % self.prefix)
+        self._log_validation(results, saved)
         self._save_resume_state()
 
     def _save_resume_state(self):
