@@ -12,7 +12,8 @@ import essh
 from data.transforms import TOP_SHIFT
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
-from inference import HeatmapModel, context_for_gpu
+from inference import context_for_gpu, load_heatmap_model
+from inference.onnx_model import BACKENDS
 
 
 def parse_args(argv=None):
@@ -20,7 +21,10 @@ def parse_args(argv=None):
     parser.add_argument('--dataset', default='ibug', choices=sorted(TOP_SHIFT),
                         help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
     parser.add_argument('--prefix', default='./models/model-hg2d3-cab/model',
-                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params)')
+                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params), '
+                             'or a .onnx file with --backend onnxruntime')
+    parser.add_argument('--backend', choices=BACKENDS, default='mxnet',
+                        help='inference backend (onnxruntime runs on the CPU)')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
     parser.add_argument('--landmark-type', choices=['2d', '3d'], default=None,
@@ -62,7 +66,8 @@ def main(argv=None):
         if args.batch_size < 1:
             raise ValueError('--batch-size must be at least 1, got %d' % args.batch_size)
         ctx = context_for_gpu(args.gpu)
-        model = HeatmapModel(args.prefix, args.epoch, ctx=ctx, batch_size=args.batch_size)
+        model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
+                                   batch_size=args.batch_size)
         detector = None
         if args.use_essh:
             detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)

@@ -1,5 +1,6 @@
 """Per-face inference timings: the original's per-face path against the library's batched
-MXNet and onnxruntime paths, each from 128 x 128 crops to landmarks in crop pixels."""
+MXNet and onnxruntime (float and int8) paths, each from 128 x 128 crops to landmarks in crop
+pixels."""
 import os
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from .baseline import PerFaceBaseline
 from .model import INPUT_SIZE, HeatmapModel
 from .onnx_export import onnx_model_of
 from .onnx_model import OnnxHeatmapModel
+from .onnx_quantize import quantize_model
 
 ORIGINAL = 'original per-face (MXNet)'
 UNFUSED = 'original, graph unfused'
@@ -56,13 +58,16 @@ def time_per_face(landmarks_of, crops, batch):
 def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progress=True):
     """Timings of every path on `faces` random crops: the original per-face path (as it runs
     on MXNet 1.9, and with the unfused graph MXNet 1.3 ran), the library path with MXNet at
-    batch 1 and `batch_size`, and the same with onnxruntime."""
+    batch 1 and `batch_size`, and the same with onnxruntime, in float and int8. The int8
+    model is calibrated on the timed crops themselves: fine for speed, not for accuracy."""
     crops = np.random.RandomState(seed).randint(0, 256, (faces, INPUT_SIZE, INPUT_SIZE, 3))
     crops = crops.astype(np.uint8)
     baseline = PerFaceBaseline(prefix, epoch)
     unfused = PerFaceBaseline(prefix, epoch, fused=False)
     mxnet_model = HeatmapModel(prefix, epoch, batch_size=batch_size)
-    onnx_model = OnnxHeatmapModel(onnx_model_of(prefix, epoch), batch_size=batch_size)
+    float_onnx = onnx_model_of(prefix, epoch)
+    onnx_model = OnnxHeatmapModel(float_onnx, batch_size=batch_size)
+    int8_model = OnnxHeatmapModel(quantize_model(float_onnx, crops), batch_size=batch_size)
 
     def library(model):
         return lambda chunk: decode_heatmaps(model.predict(chunk), INPUT_SIZE, 'subpixel')
@@ -72,7 +77,9 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
              ('library MXNet', library(mxnet_model), 1),
              ('library MXNet', library(mxnet_model), batch_size),
              ('library onnxruntime', library(onnx_model), 1),
-             ('library onnxruntime', library(onnx_model), batch_size)]
+             ('library onnxruntime', library(onnx_model), batch_size),
+             ('library onnxruntime int8', library(int8_model), 1),
+             ('library onnxruntime int8', library(int8_model), batch_size)]
     timings = []
     for name, landmarks_of, batch in tqdm(paths, desc=os.path.basename(prefix),
                                           disable=not progress):

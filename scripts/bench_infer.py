@@ -1,7 +1,7 @@
 """Inference speed, ms per face from a 128 x 128 crop to 68 landmarks, in one run: the
 original's per-face path (batch-1 Module, per-landmark resize + argmax) against the library
 path (batched executors, subpixel decoding at heatmap resolution) on MXNet at batch 1 and
---batch-size, and on onnxruntime. Measured for a random-weight `--network` (default
+--batch-size, and on onnxruntime (float and int8). Measured for a random-weight `--network` (default
 hg2d3-cab) and for a real checkpoint: --prefix, by default the shipped
 models/hg1d4-resnet-m025-300w/model. The load average is printed alongside: on a shared
 machine the wall times move with it, the CPU times much less.

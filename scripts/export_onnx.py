@@ -6,6 +6,12 @@
 Input `data`: N x 3 x 128 x 128 RGB, 0..255 floats (the graph normalises); output: N x 68 x
 64 x 64 heatmaps. N is free unless --batch-size fixes it. Run the file with
 `FaceAligner(path, backend='onnxruntime')` or inference.onnx_model.OnnxHeatmapModel.
+
+--int8-calibration REC writes an int8-quantized model instead, its activation ranges taken
+from protocol crops of the first --calibration-faces records of REC (inference.onnx_quantize):
+
+    python scripts/export_onnx.py --prefix models/hg1d4-resnet-m025-300w/model \
+        --output model-int8.onnx --int8-calibration datasets/300w/train.rec
 """
 import argparse
 import os
@@ -13,7 +19,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.onnx_export import export_onnx  # noqa: E402
+from inference.onnx_export import export_onnx, onnx_model_of  # noqa: E402
+from inference.onnx_quantize import (DEFAULT_CALIBRATION_FACES, calibration_crops,  # noqa: E402
+                                     save_quantized)
 
 
 def main(argv=None):
@@ -25,13 +33,25 @@ def main(argv=None):
     parser.add_argument('--output', required=True, help='.onnx file to write')
     parser.add_argument('--batch-size', type=int,
                         help='fixed batch size (default: dynamic batch dimension)')
+    parser.add_argument('--int8-calibration', metavar='REC',
+                        help='quantize to int8, calibrating on faces of this .rec file')
+    parser.add_argument('--calibration-faces', type=int, default=DEFAULT_CALIBRATION_FACES,
+                        help='records of --int8-calibration to calibrate on')
     args = parser.parse_args(argv)
     try:
-        path = export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
+        if args.calibration_faces < 1:
+            raise ValueError('--calibration-faces must be at least 1')
+        if args.int8_calibration:
+            crops = calibration_crops(args.int8_calibration, args.calibration_faces)
+            save_quantized(onnx_model_of(args.prefix, args.epoch, args.batch_size), crops,
+                           args.output)
+        else:
+            export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2
-    print('wrote %s (batch %s)' % (path, args.batch_size or 'dynamic'))
+    kind = 'int8, calibrated on %d faces' % len(crops) if args.int8_calibration else 'float32'
+    print('wrote %s (batch %s, %s)' % (args.output, args.batch_size or 'dynamic', kind))
     return 0
 
 

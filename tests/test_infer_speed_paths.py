@@ -82,13 +82,14 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
     timings = benchmark_checkpoint(tiny_prefix, 0, faces=3, batch_size=2, progress=False)
     assert [(t.path, t.batch) for t in timings] == [
         (ORIGINAL, 1), (UNFUSED, 1), ('library MXNet', 1), ('library MXNet', 2),
-        ('library onnxruntime', 1), ('library onnxruntime', 2)]
+        ('library onnxruntime', 1), ('library onnxruntime', 2),
+        ('library onnxruntime int8', 1), ('library onnxruntime int8', 2)]
     assert all(t.wall_ms > 0 and t.cpu_ms > 0 for t in timings)
     rows = format_timings('tiny', timings).splitlines()[2:]
-    assert len(rows) == 6 and rows[0].split()[-2:] == ['1.00x', '1.00x']
+    assert len(rows) == 8 and rows[0].split()[-2:] == ['1.00x', '1.00x']
     assert all(row.endswith('x') for row in rows)
     assert bench_infer.main(['--network', '', '--prefix', tiny_prefix, '--faces', '2',
                              '--batch-size', '2']) == 0
     out = capsys.readouterr().out
-    assert ORIGINAL in out and 'library onnxruntime' in out and 'load average' in out
+    assert ORIGINAL in out and 'library onnxruntime int8' in out and 'load average' in out
     assert bench_infer.main(['--faces', '0']) == 2
