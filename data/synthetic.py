@@ -28,7 +28,7 @@ from config import BASE
 from .converters import record_transform
 from .preview import draw_landmarks, save_png
 from .recordio import RecordWriter, split_paths
-from .synthetic_face import labels_2d, labels_3d, make_head
+from .synthetic_face import YAW_LIMIT, labels_2d, labels_3d, make_head
 from .synthetic_render import Camera, render
 from .transforms import warp_points
 from .workers import process_pool
@@ -39,7 +39,7 @@ LANDMARK_TYPES = {'2d': labels_2d, '3d': labels_3d}
 # Yaw range in degrees. '2d' imitates 300-W, whose faces are near-frontal and whose eye-centre
 # NME breaks down towards profile (the eye distance shrinks to nothing); '3d' imitates
 # AFLW2000-3D's large poses, scored with the box normaliser.
-MAX_YAW = {'2d': 45.0, '3d': 70.0}
+MAX_YAW = {'2d': 45.0, '3d': YAW_LIMIT}
 RECORD_SIZE = BASE['record_img_size']
 # Landmarks must keep this far (px) from the record border; poses that break it are redrawn.
 BORDER = 4.0

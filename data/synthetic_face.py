@@ -76,8 +76,11 @@ OUTER_LIPS, INNER_LIPS = np.arange(48, 60), np.arange(60, 68)
 EYELID_PAIRS = {'right': ((37, 41), (38, 40)), 'left': ((43, 47), (44, 46))}
 MOUTH_LINE_Y = 75.0
 
+# The widest head yaw (degrees) the model is built for: the skin grid and the neck below
+# assume it. Callers may ask for a narrower range.
+YAW_LIMIT = 70.0
 # Skin sampling: the head surface is sampled on a (height, angle) grid; yaw stays within
-# +-70 degrees, so the back of the head (|angle| > 165 degrees) is never seen.
+# +-YAW_LIMIT, so the back of the head (|angle| > 165 degrees) is never seen.
 GRID_STEP_MM = 2.0
 MAX_ANGLE = math.radians(165.0)
 # Columns further round the head than this from the camera's direction are never seen (the
@@ -184,7 +187,7 @@ def deform(points, p):
                      z * p['depth'] + c[4] * u * u + c[5] * v * v + c[6] * u])
 
 
-def sample_params(rng, max_yaw=70.0):
+def sample_params(rng, max_yaw=YAW_LIMIT):
     """Random identity, expression, pose (|yaw| <= max_yaw degrees) and hair/ear style."""
     closed = rng.rand() < 0.1
     return {
@@ -317,7 +320,7 @@ def _skin_grid(p, columns):
 @functools.lru_cache(maxsize=1)
 def _neck_grid():
     """(fraction of the neck length, angle) grid of the neck's front, which is all the
-    camera sees of it as the body turns at most BODY_SHARE['yaw'] * 70 degrees."""
+    camera sees of it as the body turns at most BODY_SHARE['yaw'] * YAW_LIMIT degrees."""
     fractions = np.linspace(0.0, 1.0, 90)
     angles = np.linspace(-math.radians(115), math.radians(115), 100)
     return [a.astype(np.float32) for a in np.meshgrid(fractions, angles, indexing='ij')]
@@ -481,7 +484,7 @@ def _oriented(surface, rotation):
                 normals=rotation.astype(np.float32) @ surface['normals'])
 
 
-def make_head(rng, max_yaw=70.0):
+def make_head(rng, max_yaw=YAW_LIMIT):
     """Sample one head and return it in camera space (see `Head`)."""
     p = sample_params(rng, max_yaw)
     rotation = rotation_matrix(p['yaw'], p['pitch'], p['roll'])

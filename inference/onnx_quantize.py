@@ -13,14 +13,14 @@ import struct
 import tempfile
 
 import cv2
-import mxnet as mx
 import numpy as np
 import onnx
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                       QuantType, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from data.recordio import split_paths, unpack_record
+from data.recordio import unpack_record
+from data.records import RecordFile
 from data.transforms import protocol_crop, top_shift_for
 from fileio import atomic_write
 
@@ -47,26 +47,22 @@ class _PlaneReader(CalibrationDataReader):
 def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None):
     """(N, 128, 128, 3) BGR protocol crops of the first `count` readable records of a `.rec`
     (the box top shift of its file name unless `top_shift` is given)."""
-    idx_path, data_path = split_paths(rec_path)
-    for path in (data_path, idx_path):
-        if not os.path.isfile(path):
-            raise ValueError('%s: calibration data not found' % path)
-    shift = top_shift_for(data_path) if top_shift is None else top_shift
-    reader = mx.recordio.MXIndexedRecordIO(idx_path, data_path, 'r')
+    records = RecordFile(rec_path)
+    shift = top_shift_for(records.rec_path) if top_shift is None else top_shift
     crops = []
     try:
-        for key in reader.keys:
+        for offset in records.offsets:
             if len(crops) == count:
                 break
             try:
-                image, points, _ = unpack_record(reader.read_idx(key))
-            except (ValueError, struct.error, cv2.error, mx.base.MXNetError):
+                image, points, _ = unpack_record(records.read(offset))
+            except (ValueError, struct.error, cv2.error):
                 continue   # an unreadable record just does not calibrate
             crops.append(protocol_crop(image, points, shift, output_size=INPUT_SIZE)[0])
     finally:
-        reader.close()
+        records.close()
     if not crops:
-        raise ValueError('%s: no readable records to calibrate with' % data_path)
+        raise ValueError('%s: no readable records to calibrate with' % records.rec_path)
     return np.stack(crops)
 
 
