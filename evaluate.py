@@ -1,5 +1,6 @@
-"""Measure NME on a test set exactly as the published table does (SPEC 3).
+"""Measure NME on a test set exactly as the published table does (docs/protocol.md).
 
+    python evaluate.py --dataset 300W --rec datasets/300w/val.rec     # the shipped model
     python evaluate.py --dataset ibug --prefix ./models/model-hg2d3-cab/model --epoch 0 --gpu -1
     python evaluate.py --dataset AFLW2000-3D --landmark-type 3d --prefix ... --use-essh
 """
@@ -9,20 +10,22 @@ import sys
 
 import config
 import essh
-from data.transforms import TOP_SHIFT
+from console import configure_logging
+from data.geometry import TOP_SHIFT
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
-from inference import context_for_gpu, load_heatmap_model
-from inference.onnx_model import BACKENDS
+from inference import BACKENDS, context_for_gpu, load_heatmap_model
+from inference.aligner import DEFAULT_MODEL
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='NME of a heatmap network on a test .rec')
     parser.add_argument('--dataset', default='ibug', choices=sorted(TOP_SHIFT),
                         help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
-    parser.add_argument('--prefix', default='./models/model-hg2d3-cab/model',
+    parser.add_argument('--prefix', default=DEFAULT_MODEL,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params), '
-                             'or a .onnx file with --backend onnxruntime')
+                             'or a .onnx file with --backend onnxruntime (default: the shipped '
+                             'model)')
     parser.add_argument('--backend', choices=BACKENDS, default='mxnet',
                         help='inference backend (onnxruntime runs on the CPU)')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
@@ -42,8 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--decode', choices=['argmax', 'subpixel'], default='argmax',
                         help='heatmap decoding: the original integer argmax, or sub-pixel')
     parser.add_argument('--top-shift', type=int, default=None,
-                        help='crop top shift (default: the test set\'s, SPEC 3); for records '
-                             'packed with another pack_rec.py --top-shift')
+                        help='crop top shift (default: the test set\'s preset, '
+                             'docs/protocol.md); for records packed with another '
+                             'pack_rec.py --top-shift')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--output', default=None,
                         help='folder for results JSON and CED plot (default outputs/eval)')
@@ -60,6 +64,7 @@ def default_rec_path(dataset, data_dir=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging()
     landmark_type = args.landmark_type or ('3d' if args.dataset == 'AFLW2000-3D' else '2d')
     rec_path = args.rec or default_rec_path(args.dataset, args.data_dir)
     try:
@@ -72,14 +77,15 @@ def main(argv=None):
         if args.use_essh:
             detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)
             print('face detector: %s' % detector.name)
-        result = evaluate_rec(model, rec_path, args.dataset, landmark_type, decode=args.decode,
-                              batch_size=args.batch_size, detector=detector,
-                              top_shift=args.top_shift)
+        top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
+        result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
+                              decode=args.decode, batch_size=args.batch_size, detector=detector)
+        # The numbers first: they survive an output folder that cannot be written.
+        print('\n'.join(summary_lines(result)))
         paths = save_evaluation(result, args.output or os.path.join('outputs', 'eval'))
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2
-    print('\n'.join(summary_lines(result)))
     for kind, path in sorted(paths.items()):
         print('wrote %s: %s' % (kind, path))
     return 0

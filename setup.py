@@ -30,7 +30,7 @@ setup(
     version='0.1.0',
     description='Stacked Hourglass and SAT heatmap networks for 2D/3D face alignment (MXNet)',
     packages=['symbols', 'data', 'essh', 'cxx', 'training', 'evaluation', 'inference'],
-    py_modules=['config', 'fileio', 'model_params'],
+    py_modules=['config', 'fileio'],
     python_requires='>=3.8',
     install_requires=_requirements(),
     ext_modules=_extensions(),

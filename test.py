@@ -9,7 +9,9 @@ import sys
 
 import cv2
 
+from console import configure_logging
 from inference import FaceAligner, context_for_gpu
+from inference.aligner import DEFAULT_MODEL
 from inference.demo import annotate_image, annotate_video
 from inference.images import is_video, list_inputs
 
@@ -20,8 +22,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='detect faces and draw their 68 landmarks')
     parser.add_argument('--image', action='append', required=True,
                         help='image, video or folder of them (repeatable)')
-    parser.add_argument('--prefix', default='./models/model-hg2d3-cab/model',
-                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params)')
+    parser.add_argument('--prefix', default=DEFAULT_MODEL,
+                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params); '
+                             'default: the shipped model')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
     parser.add_argument('--output', default=os.path.join('outputs', 'demo'),
@@ -43,6 +46,7 @@ def _show(image, wait_ms):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging()
     show = args.show and _display_available()
     if args.show and not show:
         print('cannot show results: no display (DISPLAY is not set); see %s' % args.output)

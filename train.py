@@ -9,6 +9,7 @@ import argparse
 import sys
 
 import config
+from console import configure_logging
 from symbols.heatmap_net import LOSSES
 from training import TrainingDiverged, fit
 from training.distributed import KVSTORES, parse_contexts
@@ -72,6 +73,7 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging()
     try:
         cfg = build_config(args)
         contexts = parse_contexts(args.gpus)

@@ -7,7 +7,7 @@ import numpy as np
 
 from .codec import heatmap_cells, mirror_cells
 from .landmarks import FLIP_ORDER
-from .transforms import compose_affine, crop_transform, protocol_crop, warp_points
+from .geometry import compose_affine, crop_transform, protocol_crop, warp_points
 
 MAX_ROTATION = 40        # degrees; drawn as an integer in [-40, 40)
 SCALE_SIGMA = 0.2        # crop side = base_scale * clip(1 + 0.2 N(0, 1), 0.8, 1.2)

@@ -1,10 +1,14 @@
-"""Heatmap targets (SPEC 2) and their decoding back to points.
+"""The heatmap codec: training targets and their decoding back to points
+(docs/data-format.md, docs/protocol.md).
 
 A point (x, y) in the network input (128 x 128) becomes, on a 64 x 64 map, the integer cell
 int(pt * 64 / 128) with an unnormalised Gaussian (sigma 1, peak 20) in the 7 x 7 window
-around it. The compiled kernels in cxx/heatmap.pyx are used when built; the numpy versions
+around it. `HeatmapCodec` binds these functions to one network geometry, built from the config
+(or read off a model), so encoder and decoder cannot disagree on the sizes. The compiled kernels in cxx/heatmap.pyx are used when built; the numpy versions
 here are their reference and the fallback.
 """
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -127,3 +131,50 @@ def decode_heatmaps(heatmaps, input_size=128, method='argmax'):
         stride = np.array([input_size / maps.shape[3], input_size / maps.shape[2]])
         return (peaks + 0.5) * stride
     raise ValueError('unknown decode method %r; valid: %s' % (method, ', '.join(DECODE_METHODS)))
+
+
+@dataclass(frozen=True)
+class HeatmapCodec:
+    """Points <-> heatmaps for one network geometry: `input_size` (crop side), `heatmap_size`
+    (map side), Gaussian `sigma` and the default `decode` method ('argmax' is the original
+    protocol's, 'subpixel' refines each peak)."""
+    input_size: int = 128
+    heatmap_size: int = 64
+    sigma: int = 1
+    decode_method: str = 'argmax'
+    peak: float = 20.0
+
+    def __post_init__(self):
+        if self.decode_method not in DECODE_METHODS:
+            raise ValueError('unknown decode method %r; valid: %s'
+                             % (self.decode_method, ', '.join(DECODE_METHODS)))
+        if self.input_size < 1 or self.heatmap_size < 1 or self.input_size % self.heatmap_size:
+            raise ValueError('heatmap codec needs an input size that is a multiple of the '
+                             'heatmap size, got %r/%r' % (self.input_size, self.heatmap_size))
+        gaussian_kernel(self.sigma, self.peak)
+
+    @classmethod
+    def from_config(cls, cfg, decode='argmax'):
+        return cls(cfg['input_img_size'], cfg['output_label_size'], cfg['gaussian'], decode)
+
+    def cells(self, points_xy):
+        return heatmap_cells(points_xy, self.input_size, self.heatmap_size)
+
+    def render(self, out, cells):
+        """Targets of integer cells (N, K, 2) into the zeroed (N, K, H, W) float32 `out`."""
+        render_heatmaps(out, cells, self.sigma, self.peak)
+
+    def encode(self, points_xy):
+        return encode_heatmaps(points_xy, self.input_size, self.heatmap_size, self.sigma,
+                               self.peak)
+
+    def decode(self, heatmaps, method=None):
+        """(N, K, h, w) maps -> (N, K, 2) x/y in input pixels; refuses maps of another size,
+        which would decode onto the wrong scale without a word."""
+        shape = np.shape(heatmaps)
+        if len(shape) == 4 and tuple(shape[2:]) != (self.heatmap_size, self.heatmap_size):
+            raise ValueError('heatmaps are %d x %d but this codec decodes %d x %d maps of a '
+                             '%d x %d input' % (shape[2], shape[3], self.heatmap_size,
+                                                self.heatmap_size, self.input_size,
+                                                self.input_size))
+        return decode_heatmaps(heatmaps, self.input_size, method or self.decode_method)

@@ -1,12 +1,9 @@
 """Packing annotated face images into the toolkit's RecordIO data sets (SPEC 2).
 
-Record convention. A record holds the face exactly as the evaluation protocol (SPEC 3) crops
-it, at twice the size and with context around it: the five alignment points are
-similarity-aligned onto `ALIGN_TEMPLATE`, then the protocol's box (landmark box, top raised by
-`top_shift`) is centred in the record with its crop side (1.2 x its longer side) scaled to
-`base_scale`. The training crop at scale ratio 1 and no rotation (side `base_scale` around the
-record centre onto 128) is therefore the protocol crop of that face, so a network is trained
-on the geometry it is evaluated on. (A first version stored the template alignment alone: the
+Record convention (`data.geometry.record_transform`, docs/data-format.md). A record holds the
+face exactly as the evaluation protocol crops it, at twice the size and with context around
+it, so the training crop at scale ratio 1 and no rotation is the protocol crop of that face
+and a network is trained on the geometry it is evaluated on. (A first version stored the template alignment alone: the
 protocol box then sat about 5 crop pixels lower and 6-11% larger than in training crops, and a
 300-W model's NME on protocol crops was twice that on training-style crops of the same faces.)
 `top_shift` defaults to the shift `FaceSegIter` validates this toolkit's own splits with
@@ -22,39 +19,19 @@ import time
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from config import BASE
-from .readers import (read_aflw2000_points, read_cofw68_points, read_cofw_images, read_image,
-                      read_pts)
+from console import progress
+
+from .geometry import BASE_SCALE, DEFAULT_TOP_SHIFT, RECORD_SIZE, make_record
+from .images import read_image
+from .readers import read_aflw2000_points, read_cofw68_points, read_cofw_images, read_pts
 from .recordio import RecordWriter
-from .transforms import (DEFAULT_TOP_SHIFT, compose_affine, protocol_transforms,
-                         warp_points)
 
-RECORD_SIZE = BASE['record_img_size']
-BASE_SCALE = BASE['base_scale']
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 # One packable face: `name` (what list files and splits use), `path` (its annotation file,
 # named in messages) and `load()` -> (BGR image, (68, 2) x/y points), or ValueError.
 Sample = collections.namedtuple('Sample', 'name path load')
-
-
-def record_transform(points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
-                     top_shift=DEFAULT_TOP_SHIFT):
-    """2 x 3 map of a source image onto its record image (see the module docstring)."""
-    m_align, m_box = protocol_transforms(points_xy, top_shift, base_scale)
-    m_box[:, 2] += (record_size - base_scale) / 2.0
-    return compose_affine(m_align, m_box)
-
-
-def make_record(image_bgr, points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
-                top_shift=DEFAULT_TOP_SHIFT):
-    """Source image + x/y points -> (record image record_size^2 BGR, points in the record)."""
-    matrix = record_transform(points_xy, record_size, base_scale, top_shift)
-    record = cv2.warpAffine(image_bgr, matrix, (record_size, record_size),
-                            flags=cv2.INTER_LINEAR, borderValue=0)
-    return record, warp_points(points_xy, matrix)
 
 
 def _inside(points, width, height):
@@ -158,8 +135,8 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
     split_of = assign_splits(by_name, default_split, listed, val_fraction, seed, split)
     with contextlib.ExitStack() as stack:
         writers = {}
-        for name in tqdm(sorted(split_of), desc='packing %s' % (source or out_dir),
-                         unit='face'):
+        for name in progress(sorted(split_of), desc='packing %s' % (source or out_dir),
+                             unit='face'):
             try:
                 image, points = by_name[name].load()
                 record, record_points = checked_record(by_name[name].path, image, points,

@@ -14,10 +14,10 @@ import weakref
 import mxnet as mx
 import numpy as np
 
-from .codec import render_heatmaps
+from .codec import HeatmapCodec
 from .landmarks import NUM_LANDMARKS
 from .records import RecordFile
-from .transforms import top_shift_for
+from .geometry import top_shift_for
 from .workers import CROP_MISS, SampleLoader, SampleStream
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class FaceSegIter(mx.io.DataIter):
         self.shuffle = aug_level > 0 if shuffle is None else shuffle
         self.input_size = cfg['input_img_size']
         self.label_size = cfg['output_label_size']
+        self.codec = HeatmapCodec.from_config(cfg)
         self.heatmap_target = cfg['losstype'] == 'heatmap'
         self.coherent = bool(cfg['net_coherent']) and aug_level > 0
         self.pair_group = self._pair_group(batch_size, cfg) if self.coherent else 0
@@ -168,8 +169,7 @@ class FaceSegIter(mx.io.DataIter):
         points = np.stack([crop.points for crop in crops])
         if self.heatmap_target:
             label = np.zeros(self.provide_label[0].shape, dtype=np.float32)
-            render_heatmaps(label, np.stack([crop.cells for crop in crops]),
-                            self.cfg['gaussian'])
+            self.codec.render(label, np.stack([crop.cells for crop in crops]))
         else:
             label = (points / self.input_size).astype(np.float32)
         # Zero-copy hand-over: the batch arrays are fresh and never written again.

@@ -56,14 +56,6 @@ def read_pts(path, num_points=NUM_LANDMARKS):
     return points - ONE_BASED_OFFSET
 
 
-def read_image(path):
-    """Image file -> BGR uint8 array (greyscale images are expanded to three channels)."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError('%s: unreadable image' % path)
-    return image
-
-
 def _load_mat(path, names):
     try:
         content = scipy.io.loadmat(path, variable_names=names)

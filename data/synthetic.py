@@ -4,7 +4,7 @@ download.
 
 Every face is drawn from its own RandomState seeded by (seed, split, index), so a split is the
 same whatever the number of worker processes. The record crop is the real data sets' one
-(`data.converters.record_transform`, which aligns the five points eye centres, nose tip and
+(`data.geometry.record_transform`, which aligns the five points eye centres, nose tip and
 mouth corners). The '2d' and '3d' data sets of one seed draw the same faces, except that '2d'
 keeps the yaw within MAX_YAW['2d'], and differ in the jaw labels.
 
@@ -21,16 +21,14 @@ import zlib
 
 import cv2
 import numpy as np
-from tqdm import tqdm
-
 from config import BASE
+from console import progress as progress_bar
 
-from .converters import record_transform
+from .geometry import DEFAULT_TOP_SHIFT, record_transform, warp_points
 from .preview import draw_landmarks, save_png
 from .recordio import RecordWriter, split_paths
 from .synthetic_face import YAW_LIMIT, labels_2d, labels_3d, make_head
 from .synthetic_render import Camera, render
-from .transforms import warp_points
 from .workers import process_pool
 
 SPLITS = ('train', 'val', 'test')
@@ -41,6 +39,8 @@ LANDMARK_TYPES = {'2d': labels_2d, '3d': labels_3d}
 # AFLW2000-3D's large poses, scored with the box normaliser.
 MAX_YAW = {'2d': 45.0, '3d': YAW_LIMIT}
 RECORD_SIZE = BASE['record_img_size']
+# The protocol-box top shift the records are laid out with (what evaluation crops them with).
+RECORD_TOP_SHIFT = DEFAULT_TOP_SHIFT
 # Landmarks must keep this far (px) from the record border; poses that break it are redrawn.
 BORDER = 4.0
 MAX_POSE_DRAWS = 20
@@ -75,7 +75,7 @@ def make_face(seed, split, index, max_yaw=MAX_YAW['3d']):
     for _ in range(MAX_POSE_DRAWS):
         head = make_head(rng, max_yaw)
         plane = {name: labels(head) for name, labels in LANDMARK_TYPES.items()}
-        matrix = record_transform(plane['2d'], RECORD_SIZE)
+        matrix = record_transform(plane['2d'], RECORD_SIZE, top_shift=RECORD_TOP_SHIFT)
         points = {name: warp_points(pts, matrix) for name, pts in plane.items()}
         every = np.concatenate(list(points.values()))
         if np.all((every >= BORDER) & (every <= RECORD_SIZE - 1 - BORDER)):
@@ -155,8 +155,8 @@ def write_split(prefix, split, count, landmark_type='2d', seed=0, workers=None,
     workers = max(1, min(workers or os.cpu_count() or 1, count))
     start = time.time()
     job = functools.partial(_face_record, seed, split, landmark_type)
-    bar = tqdm(total=count, desc='%s %s' % (landmark_type, split), unit='face',
-               disable=not progress)
+    bar = progress_bar(total=count, desc='%s %s' % (landmark_type, split), unit='face',
+                       enabled=progress)
     with RecordWriter(prefix) as writer, bar:
         summary = SplitSummary(split, writer.rec_path)
         if workers == 1:

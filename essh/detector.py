@@ -4,7 +4,7 @@ import mxnet as mx
 import numpy as np
 
 from data.images import to_bgr8
-from model_params import checked_params
+from symbols.checkpoint import checked_params
 
 from .anchors import STRIDES
 from .decode import scale_candidates, select_detections

@@ -2,9 +2,7 @@
 import logging
 import os
 
-import mxnet as mx
-
-from model_params import error_line
+from symbols import checkpoint
 
 from .detector import ESSHDetector
 from .fallback import HaarDetector
@@ -13,18 +11,17 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = 'essh'
 CHECKPOINT_EPOCH = 0
-CHECKPOINT_FILES = ('essh-symbol.json', 'essh-0000.params')
+CHECKPOINT_FILES = (os.path.basename(checkpoint.symbol_path(CHECKPOINT_PREFIX)),
+                    os.path.basename(checkpoint.params_path(CHECKPOINT_PREFIX, CHECKPOINT_EPOCH)))
 
 
 def load_essh(model_dir, ctx=None):
     """The ESSH detector from model_dir/essh-symbol.json + essh-0000.params (the released
     graph is loaded as saved, not rebuilt)."""
     prefix = os.path.join(model_dir, CHECKPOINT_PREFIX)
-    try:
-        symbol, arg_params, aux_params = mx.model.load_checkpoint(prefix, CHECKPOINT_EPOCH)
-    except (mx.base.MXNetError, ValueError, OSError) as err:
-        raise ValueError('%s: cannot read the ESSH checkpoint: %s'
-                         % (prefix, error_line(err))) from None
+    symbol = checkpoint.load_symbol(checkpoint.symbol_path(prefix))
+    arg_params, aux_params = checkpoint.load_params(
+        checkpoint.params_path(prefix, CHECKPOINT_EPOCH))
     return ESSHDetector(symbol, arg_params, aux_params, ctx=ctx, source=prefix)
 
 

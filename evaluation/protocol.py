@@ -1,4 +1,4 @@
-"""The NME protocol behind the published table (SPEC 3), over one test `.rec` file.
+"""The NME protocol behind the published table (docs/protocol.md), over one test `.rec` file.
 
 Each record is cropped the way the original evaluation does (ground-truth five-point alignment
 and box, or with `detector` the detected face as in its `--use-essh` mode), the network's
@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 import cv2
 import mxnet as mx
 import numpy as np
-from tqdm import tqdm
 
-from data.codec import decode_heatmaps
+from console import progress as progress_bar
+from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
+                           image_to_crop, nearest_to_centre, protocol_crop)
 from data.landmarks import NUM_LANDMARKS
 from data.recordio import split_paths, unpack_record
-from data.transforms import TOP_SHIFT, protocol_crop
-from inference.crop import (CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
-                            image_to_crop, nearest_to_centre)
 
 from . import metrics
 
@@ -98,34 +96,31 @@ def _open_records(rec_path):
     return mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r'), rec_path
 
 
-def _crop(image, gt_points, top_shift, detector):
+def _crop(image, gt_points, top_shift, detector, input_size):
     """(crop, M_align, M_crop), or None when the detector finds no face."""
     if detector is None:
-        return protocol_crop(image, gt_points, top_shift, output_size=CROP_SIZE)
+        return protocol_crop(image, gt_points, top_shift, output_size=input_size)
     face = nearest_to_centre(detector.detect(image, threshold=DETECTION_THRESHOLD), image.shape)
     if face is None:
         return None
-    return crop_detected_face(image, face, detector, DETECTION_THRESHOLD,
+    return crop_detected_face(image, face, detector, DETECTION_THRESHOLD, input_size,
                               require_redetection=True)
 
 
-def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argmax',
-                 batch_size=16, progress=True, detector=None, top_shift=None):
+def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
+                 batch_size=16, progress=True, detector=None):
     """Run the protocol over every record of `rec_path`.
 
-    `predictor.predict(crops_bgr (N, 128, 128, 3) uint8) -> (N, 68, h, w)` heatmaps (see
-    inference.model.HeatmapModel). `dataset_name` picks the box's top shift (SPEC 3) unless
-    `top_shift` is given (for records laid out with another shift, such as the synthetic ones);
+    `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
+    `predictor.codec(decode)` its heatmap codec (see inference.model.HeatmapModel).
+    `dataset_name` only names the results; `top_shift` is the protocol box's top shift (a
+    data-set preset of data.geometry.TOP_SHIFT, or the shift the records were packed with);
     `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
     not decode, or where `detector` finds no face, are skipped and listed in the result.
     """
-    if dataset_name not in TOP_SHIFT:
-        raise ValueError('unknown test set %r; valid: %s'
-                         % (dataset_name, ', '.join(sorted(TOP_SHIFT))))
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
-    if top_shift is None:
-        top_shift = TOP_SHIFT[dataset_name]
+    codec = predictor.codec(decode)
     reader, rec_file = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift)
@@ -134,7 +129,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
 
     def flush():
         heatmaps = predictor.predict(np.stack([p[1] for p in pending]))
-        crop_points = decode_heatmaps(heatmaps, input_size=CROP_SIZE, method=decode)
+        crop_points = codec.decode(heatmaps)
         for (record_id, _, m_align, m_crop, gt), points in zip(pending, crop_points):
             result.record_ids.append(record_id)
             snapped = metrics.SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
@@ -144,7 +139,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
         pending.clear()
 
     try:
-        for key in tqdm(list(reader.keys), desc=dataset_name, disable=not progress):
+        for key in progress_bar(list(reader.keys), desc=dataset_name, enabled=progress):
             try:
                 image, gt_points, _ = unpack_record(reader.read_idx(key))
             except (ValueError, struct.error, cv2.error, mx.base.MXNetError) as exc:
@@ -152,7 +147,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, decode='argma
                 reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
                 result.skipped.append((int(key), 'unreadable record: %s' % reason))
                 continue
-            cropped = _crop(image, gt_points, top_shift, detector)
+            cropped = _crop(image, gt_points, top_shift, detector, codec.input_size)
             if cropped is None:
                 result.skipped.append((int(key), 'no face detected'))
                 continue

@@ -1,8 +1,7 @@
-"""Inference: heatmap-network checkpoints (MXNet or onnxruntime), face cropping and the
-FaceAligner."""
+"""Inference: heatmap-network checkpoints (MXNet, or onnxruntime when installed), face cropping
+and the FaceAligner. Optional backends are imported only when asked for."""
 from .aligner import AlignedFace, FaceAligner
-from .model import HeatmapModel, context_for_gpu, load_inference_checkpoint
-from .onnx_model import OnnxHeatmapModel, load_heatmap_model
+from .model import BACKENDS, HeatmapModel, context_for_gpu, load_heatmap_model
 
-__all__ = ['AlignedFace', 'FaceAligner', 'HeatmapModel', 'OnnxHeatmapModel', 'context_for_gpu',
-           'load_heatmap_model', 'load_inference_checkpoint']
+__all__ = ['AlignedFace', 'BACKENDS', 'FaceAligner', 'HeatmapModel', 'context_for_gpu',
+           'load_heatmap_model']

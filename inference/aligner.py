@@ -1,21 +1,25 @@
 """Face alignment on arbitrary photos: detect faces, crop each, predict 68 landmarks."""
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 import essh
-from data.codec import DECODE_METHODS, decode_heatmaps
-from data.transforms import compose_affine
-
-from .crop import CROP_SIZE, DETECTION_THRESHOLD, crop_detected_face, crop_to_image
+from data.geometry import (DETECTION_THRESHOLD, compose_affine, crop_detected_face,
+                           crop_to_image)
 from data.images import to_bgr8
-from .onnx_model import load_heatmap_model
+
+from .model import load_heatmap_model
+
+# The model this repository ships; what FaceAligner(), test.py and evaluate.py use by default.
+DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             'models', 'hg1d4-resnet-m025-300w', 'model')
 
 
 @dataclass
 class AlignedFace:
     """One face: detector box (x1, y1, x2, y2) and score, 68 (x, y) landmarks in the original
-    image, the 128 x 128 BGR crop the network saw and `crop_transform`, the 2 x 3 map from
+    image, the BGR crop the network saw (input size x input size) and `crop_transform`, the 2 x 3 map from
     image to crop pixels."""
     box: np.ndarray
     score: float
@@ -29,7 +33,8 @@ class AlignedFace:
 
 
 class FaceAligner:
-    """`FaceAligner(prefix, epoch).get_landmarks(image)` -> list of AlignedFace.
+    """`FaceAligner(prefix, epoch).get_landmarks(image)` -> list of AlignedFace; `prefix`
+    defaults to the shipped model (DEFAULT_MODEL).
 
     `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
@@ -37,23 +42,19 @@ class FaceAligner:
     the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
     anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects; by default
     the ESSH detector from `essh_dir`, or OpenCV's cascade when that is missing (the choice is
-    printed).
+    logged).
     """
 
-    def __init__(self, prefix, epoch=0, ctx=None, detector=None, batch_size=16,
+    def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir='essh-model',
                  backend='mxnet'):
-        if decode not in DECODE_METHODS:
-            raise ValueError('unknown decode method %r; valid: %s'
-                             % (decode, ', '.join(DECODE_METHODS)))
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size)
+        self.codec = self.model.codec(decode)
         if detector is None:
             detector = essh.load_detector(essh_dir, ctx=ctx, fallback=True)
-            print('face detector: %s' % detector.name)
         self.detector = detector
         self.threshold = threshold
-        self.decode = decode
 
     def get_landmarks(self, image):
         """Faces of one image (grey, BGR or BGRA; 8/16-bit or float); [] when there is none."""
@@ -66,7 +67,8 @@ class FaceAligner:
             bgr = to_bgr8(image)
             for face in self.detector.detect(bgr, threshold=self.threshold):
                 crop, m_align, m_crop = crop_detected_face(bgr, face, self.detector,
-                                                           self.threshold)
+                                                           self.threshold,
+                                                           self.codec.input_size)
                 faces.append((index, face))
                 crops.append(crop)
                 maps.append((m_align, m_crop))
@@ -74,7 +76,7 @@ class FaceAligner:
         if not crops:
             return results
         heatmaps = self.model.predict(np.stack(crops))
-        crop_points = decode_heatmaps(heatmaps, input_size=CROP_SIZE, method=self.decode)
+        crop_points = self.codec.decode(heatmaps)
         for (index, face), crop, (m_align, m_crop), points in zip(faces, crops, maps,
                                                                  crop_points):
             results[index].append(AlignedFace(

@@ -3,8 +3,8 @@ import json
 import os
 
 import cv2
-from tqdm import tqdm
 
+from console import progress
 from data.images import read_image, to_bgr8
 from fileio import atomic_write, write_json_atomic
 
@@ -50,7 +50,7 @@ def annotate_video(aligner, path, output_dir, on_frame=None):
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer, lines = None, []
     try:
-        with tqdm(total=total, desc=os.path.basename(path), unit='frame') as bar:
+        with progress(total=total, desc=os.path.basename(path), unit='frame') as bar:
             ok, frame = capture.read()
             while ok:
                 frame = to_bgr8(frame)

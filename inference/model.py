@@ -1,19 +1,13 @@
-"""Loading a heatmap network checkpoint of the original toolkit and running it in batches.
-
-A checkpoint is `<prefix>-symbol.json` + `<prefix>-%04d.params` as written by
-`mx.model.save_checkpoint`. The json is either the training graph (its internal
-`heatmap_output` is bound, as the original's test scripts do) or already an inference graph.
-"""
+"""Running a heatmap network checkpoint (symbols.checkpoint) in batches, at the input size
+read off its graph."""
 import os
 
 import mxnet as mx
 import numpy as np
 
-from model_params import checked_params, error_line, load_params
-from symbols import heatmap_output
-from training.checkpoint import params_path
-
-INPUT_SIZE = 128
+from data.codec import HeatmapCodec
+from symbols.checkpoint import (checked_params, error_line, load_inference_checkpoint,
+                                network_sizes, params_path, symbol_path)
 
 
 def context_for_gpu(gpu):
@@ -21,44 +15,21 @@ def context_for_gpu(gpu):
     return mx.cpu() if gpu is None or gpu < 0 else mx.gpu(gpu)
 
 
-def checkpoint_paths(prefix, epoch):
-    return '%s-symbol.json' % prefix, params_path(prefix, epoch)
-
-
-def load_inference_checkpoint(prefix, epoch):
-    """(inference Symbol, arg_params, aux_params) of a checkpoint; ValueError naming the file
-    when something is missing or unusable."""
-    symbol_path, weights_path = checkpoint_paths(prefix, epoch)
-    missing = [path for path in (symbol_path, weights_path) if not os.path.isfile(path)]
-    if missing:
-        raise ValueError('model file not found: %s (looked for %s and %s in %s)' % (
-            ', '.join(missing), os.path.basename(symbol_path), os.path.basename(weights_path),
-            os.path.abspath(os.path.dirname(symbol_path) or '.')))
-    try:
-        symbol = mx.sym.load(symbol_path)
-    except mx.base.MXNetError as exc:
-        raise ValueError('%s: not a readable MXNet symbol (%s)'
-                         % (symbol_path, error_line(exc))) from None
-    if 'heatmap_output' in symbol.get_internals().list_outputs():
-        symbol = heatmap_output(symbol)
-    elif 'softmax_label' in symbol.list_arguments() or len(symbol.list_outputs()) != 1:
-        raise ValueError('%s: has no heatmap_output and is not a single-output inference graph'
-                         % symbol_path)
-    arg_params, aux_params = load_params(weights_path)
-    return symbol, arg_params, aux_params
-
-
-def crops_to_planes(crops_bgr):
-    """(N, 128, 128, 3) BGR crops -> the network's (N, 3, 128, 128) float32 RGB planes."""
+def crops_to_planes(crops_bgr, input_size):
+    """(N, S, S, 3) BGR crops -> the network's (N, 3, S, S) float32 RGB planes (S =
+    input_size, refused otherwise)."""
     crops = np.asarray(crops_bgr)
-    if crops.ndim != 4 or crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise ValueError('face crops must be (N, %d, %d, 3), got %s'
-                         % (INPUT_SIZE, INPUT_SIZE, crops.shape))
+    if crops.ndim != 4 or crops.shape[1:] != (input_size, input_size, 3):
+        raise ValueError('face crops must be (N, %d, %d, 3) for this model, got %s'
+                         % (input_size, input_size, crops.shape))
     return np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
 
 
 class HeatmapModel:
-    """Batched forward of a heatmap network: BGR 128 x 128 face crops -> 68 heatmaps each.
+    """Batched forward of a heatmap network: BGR face crops -> 68 heatmaps each.
+
+    `input_size` and `heatmap_size` are read off the graph (symbols.checkpoint.network_sizes),
+    so a 256/64 model gets 256 x 256 crops; `codec(decode)` decodes its maps.
 
     Faces go through in chunks of at most `batch_size`. One executor is bound per chunk size
     that occurs (all sharing the weights) and kept, so a lone face costs a batch-1 forward
@@ -76,31 +47,36 @@ class HeatmapModel:
         self._symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
         self.batch_size = int(batch_size)
         self.ctx = ctx if ctx is not None else mx.cpu()
-        symbol_path, weights_path = checkpoint_paths(prefix, epoch)
+        weights_path = params_path(prefix, epoch)
+        self.input_size, self.heatmap_size = network_sizes(self._symbol, symbol_path(prefix))
         try:
             arg_params, aux_params = checked_params(self._symbol, arg_params, aux_params,
-                                                    weights_path, INPUT_SIZE)
+                                                    weights_path, self.input_size)
             self._arg_params = {k: v.as_in_context(self.ctx) for k, v in arg_params.items()}
             self._aux_params = {k: v.as_in_context(self.ctx) for k, v in aux_params.items()}
             self._executors = {}
             self.heatmap_shape = tuple(self._executor(1).outputs[0].shape[1:])
         except (RuntimeError, mx.base.MXNetError) as exc:
-            raise ValueError('cannot run %s on %s: %s' % (symbol_path, self.ctx,
+            raise ValueError('cannot run %s on %s: %s' % (symbol_path(prefix), self.ctx,
                                                           error_line(exc))) from None
+
+    def codec(self, decode='argmax'):
+        """The heatmap codec of this model's geometry."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode)
 
     def _executor(self, batch):
         """The executor bound for `batch` faces (bound on first use)."""
         executor = self._executors.get(batch)
         if executor is None:
-            data = mx.nd.zeros((batch, 3, INPUT_SIZE, INPUT_SIZE), ctx=self.ctx)
+            data = mx.nd.zeros((batch, 3, self.input_size, self.input_size), ctx=self.ctx)
             executor = self._symbol.bind(self.ctx, args=dict(self._arg_params, data=data),
                                          aux_states=self._aux_params, grad_req='null')
             self._executors[batch] = executor
         return executor
 
     def predict(self, crops_bgr):
-        """(N, 128, 128, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
-        planes = crops_to_planes(crops_bgr)
+        """(N, S, S, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
+        planes = crops_to_planes(crops_bgr, self.input_size)
         outputs = []
         for start in range(0, len(planes), self.batch_size):
             chunk = planes[start:start + self.batch_size]
@@ -111,3 +87,29 @@ class HeatmapModel:
         if not outputs:
             return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
         return np.concatenate(outputs)
+
+
+BACKENDS = ('mxnet', 'onnxruntime')
+
+
+def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16):
+    """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
+    'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
+    checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend."""
+    if backend == 'mxnet':
+        return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size)
+    if backend != 'onnxruntime':
+        raise ValueError('unknown inference backend %r; valid: %s'
+                         % (backend, ', '.join(BACKENDS)))
+    try:
+        from .onnx_model import OnnxHeatmapModel
+    except ImportError as exc:
+        raise ValueError('the onnxruntime backend needs onnxruntime (%s); install '
+                         'requirements-nodeps.txt or use backend mxnet' % exc) from None
+    if prefix.lower().endswith('.onnx'):
+        if not os.path.isfile(prefix):
+            raise ValueError('%s: no such ONNX model' % prefix)
+        return OnnxHeatmapModel.from_file(prefix, batch_size=batch_size)
+    from .onnx_export import onnx_model_of
+    return OnnxHeatmapModel(onnx_model_of(prefix, epoch), batch_size=batch_size,
+                            source=symbol_path(prefix))

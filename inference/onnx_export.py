@@ -19,9 +19,8 @@ import numpy as np
 import onnx
 
 from fileio import atomic_write
-from model_params import checked_params, error_line
-
-from .model import INPUT_SIZE, checkpoint_paths, load_inference_checkpoint
+from symbols.checkpoint import (checked_params, error_line, load_inference_checkpoint,
+                                network_sizes, params_path, symbol_path)
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13
@@ -36,9 +35,9 @@ def _explicit_deconvolution_bias(symbol):
     return mx.sym.load_json(json.dumps(graph))
 
 
-def _exporter_graph(symbol, params, batch_size, path):
+def _exporter_graph(symbol, params, input_size, batch_size, path):
     """Run mx.onnx.export_model into `path`, keeping its per-node logging quiet."""
-    shape = (batch_size or 1, 3, INPUT_SIZE, INPUT_SIZE)
+    shape = (batch_size or 1, 3, input_size, input_size)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.WARNING)
@@ -54,23 +53,24 @@ def _exporter_graph(symbol, params, batch_size, path):
 
 def onnx_model_of(prefix, epoch, batch_size=None):
     """The checkpoint's `heatmap_output` as a checked onnx.ModelProto with input `data`
-    (N x 3 x 128 x 128 RGB 0..255) and one N x 68 x 64 x 64 output; N is `batch_size`, or
-    free when None."""
+    (N x 3 x S x S RGB 0..255, S the input size read off the graph) and one N x 68 x 64 x 64
+    output; N is `batch_size`, or free when None."""
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
     symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
-    symbol_path, weights_path = checkpoint_paths(prefix, epoch)
+    source = symbol_path(prefix)
+    input_size, _ = network_sizes(symbol, source)
     with tempfile.TemporaryDirectory() as scratch:
         try:
             arg_params, aux_params = checked_params(symbol, arg_params, aux_params,
-                                                    weights_path, INPUT_SIZE)
+                                                    params_path(prefix, epoch), input_size)
             model = _exporter_graph(_explicit_deconvolution_bias(symbol),
-                                    dict(arg_params, **aux_params), batch_size,
+                                    dict(arg_params, **aux_params), input_size, batch_size,
                                     os.path.join(scratch, 'model.onnx'))
         except (mx.base.MXNetError, AssertionError, AttributeError, KeyError, TypeError) as exc:
             # The exporter fails with plain Python errors on operators it cannot translate.
             raise ValueError('%s: ONNX export failed (%s)'
-                             % (symbol_path, error_line(exc))) from None
+                             % (source, error_line(exc))) from None
     for opset in model.opset_import:
         if opset.domain in ('', 'ai.onnx'):
             opset.version = EXPORT_OPSET

@@ -1,13 +1,16 @@
-"""Running an exported heatmap network with onnxruntime, behind HeatmapModel's interface."""
-import os
+"""Running an exported heatmap network with onnxruntime, behind HeatmapModel's interface.
 
+onnxruntime is an optional backend: this module is imported only when it is asked for
+(inference.model.load_heatmap_model).
+"""
 import numpy as np
 import onnxruntime
 
-from .model import INPUT_SIZE, HeatmapModel, crops_to_planes
-from .onnx_export import onnx_model_of
+from data.codec import HeatmapCodec
+from symbols.heatmap_net import SIZES
 
-BACKENDS = ('mxnet', 'onnxruntime')
+from .model import crops_to_planes
+
 _ORT = onnxruntime.capi.onnxruntime_pybind11_state
 # onnxruntime's errors derive from Exception only.
 ORT_ERRORS = (_ORT.Fail, _ORT.InvalidArgument, _ORT.InvalidGraph, _ORT.InvalidProtobuf,
@@ -30,19 +33,33 @@ class OnnxHeatmapModel:
             self._session = onnxruntime.InferenceSession(
                 payload, providers=['CPUExecutionProvider'])
             inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-            if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4:
-                raise ValueError('%s: expected one N x 3 x 128 x 128 input and one output, '
+            if (len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4
+                    or not isinstance(inputs[0].shape[2], int)
+                    or inputs[0].shape[2] != inputs[0].shape[3]):
+                raise ValueError('%s: expected one N x 3 x S x S input and one output, '
                                  'got input shapes %s and %d outputs'
                                  % (source, [i.shape for i in inputs], len(outputs)))
+            self.input_size = inputs[0].shape[2]
             self._input_name = inputs[0].name
             batch = inputs[0].shape[0]
             self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
             self.batch_size = self.fixed_batch or int(batch_size)
-            probe = np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+            probe = np.zeros((1, 3, self.input_size, self.input_size), np.float32)
             self.heatmap_shape = tuple(self._run(probe).shape[1:])
+            self.heatmap_size = self.heatmap_shape[-1]
+            if (self.input_size, self.heatmap_size) not in SIZES:
+                raise ValueError('%s: maps a %d x %d input to %s, not a heatmap network of a '
+                                 'supported size (%s)' % (
+                                     source, self.input_size, self.input_size,
+                                     ' x '.join(map(str, self.heatmap_shape)),
+                                     ', '.join('%d/%d' % size for size in SIZES)))
         except ORT_ERRORS as exc:
             raise ValueError('%s: onnxruntime cannot run it (%s)'
                              % (source, str(exc).strip().splitlines()[0])) from None
+
+    def codec(self, decode='argmax'):
+        """The heatmap codec of this model's geometry."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode)
 
     @classmethod
     def from_file(cls, path, batch_size=16):
@@ -62,26 +79,10 @@ class OnnxHeatmapModel:
         return self._session.run(None, {self._input_name: planes})[0][:count]
 
     def predict(self, crops_bgr):
-        """(N, 128, 128, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
-        planes = crops_to_planes(crops_bgr)
+        """(N, S, S, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
+        planes = crops_to_planes(crops_bgr, self.input_size)
         outputs = [self._run(planes[start:start + self.batch_size])
                    for start in range(0, len(planes), self.batch_size)]
         if not outputs:
             return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
         return np.concatenate(outputs)
-
-
-def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16):
-    """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
-    'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
-    checkpoint exported on the fly."""
-    if backend == 'mxnet':
-        return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size)
-    if backend == 'onnxruntime':
-        if prefix.lower().endswith('.onnx'):
-            if not os.path.isfile(prefix):
-                raise ValueError('%s: no such ONNX model' % prefix)
-            return OnnxHeatmapModel.from_file(prefix, batch_size=batch_size)
-        return OnnxHeatmapModel(onnx_model_of(prefix, epoch), batch_size=batch_size,
-                                source='%s-symbol.json' % prefix)
-    raise ValueError('unknown inference backend %r; valid: %s' % (backend, ', '.join(BACKENDS)))

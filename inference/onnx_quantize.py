@@ -21,10 +21,10 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from data.recordio import unpack_record
 from data.records import RecordFile
-from data.transforms import protocol_crop, top_shift_for
+from data.geometry import protocol_crop, top_shift_for
 from fileio import atomic_write
 
-from .model import INPUT_SIZE, crops_to_planes
+from .model import crops_to_planes
 
 DEFAULT_CALIBRATION_FACES = 64
 
@@ -44,9 +44,14 @@ class _PlaneReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None):
-    """(N, 128, 128, 3) BGR protocol crops of the first `count` readable records of a `.rec`
-    (the box top shift of its file name unless `top_shift` is given)."""
+def model_input_size(model):
+    """The side S of an exported model's N x 3 x S x S input."""
+    return model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
+
+
+def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None, input_size=128):
+    """(N, S, S, 3) BGR protocol crops (S = input_size) of the first `count` readable records
+    of a `.rec` (the box top shift of its file name unless `top_shift` is given)."""
     records = RecordFile(rec_path)
     shift = top_shift_for(records.rec_path) if top_shift is None else top_shift
     crops = []
@@ -58,7 +63,7 @@ def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None)
                 image, points, _ = unpack_record(records.read(offset))
             except (ValueError, struct.error, cv2.error):
                 continue   # an unreadable record just does not calibrate
-            crops.append(protocol_crop(image, points, shift, output_size=INPUT_SIZE)[0])
+            crops.append(protocol_crop(image, points, shift, output_size=input_size)[0])
     finally:
         records.close()
     if not crops:
@@ -68,9 +73,9 @@ def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None)
 
 def quantize_model(model, crops_bgr):
     """An int8 onnx.ModelProto of the float `model` (as onnx_export.onnx_model_of returns),
-    with activation ranges calibrated on `crops_bgr` (N, 128, 128, 3) uint8."""
-    planes = crops_to_planes(np.asarray(crops_bgr))
+    with activation ranges calibrated on `crops_bgr` (N, S, S, 3) uint8, S the model's input."""
     input_name = model.graph.input[0].name
+    planes = crops_to_planes(crops_bgr, model_input_size(model))
     fixed_batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value   # 0 if free
     with tempfile.TemporaryDirectory() as scratch:
         float_path = os.path.join(scratch, 'float.onnx')

@@ -17,7 +17,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from inference.benchmark import (benchmark_checkpoint, format_timings,  # noqa: E402
+from scripts.infer_timing import (benchmark_checkpoint, format_timings,  # noqa: E402
                                  save_random_checkpoint)
 
 SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')

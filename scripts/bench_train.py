@@ -14,6 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mxnet as mx  # noqa: E402
 
+from console import configure_logging  # noqa: E402
 import config  # noqa: E402
 from data.iterator import FaceSegIter  # noqa: E402
 from data.synthetic import ensure_synthetic  # noqa: E402
@@ -44,7 +45,7 @@ def timed(step, warmup, batches, batch_size):
 
 
 def bare_loop(cfg, batch_size, warmup, batches):
-    symbol = get_symbol(cfg, num_classes=cfg['num_classes'])
+    symbol = get_symbol(cfg)
     module = mx.mod.Module(symbol, data_names=['data'], label_names=['softmax_label'])
     data_shape = (batch_size, 3, cfg['input_img_size'], cfg['input_img_size'])
     label_shape = (batch_size, cfg['num_classes'], cfg['output_label_size'],
@@ -80,6 +81,7 @@ def main():
     p.add_argument('--num-workers', type=int, help='data workers (default: one per core)')
     p.add_argument('--data-dir', help='synthetic data folder (default: a temporary one)')
     args = p.parse_args()
+    configure_logging()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or os.path.join(tmp, 'synth2d')
         count = max(64, 2 * args.batch_size * (args.warmup + args.batches))

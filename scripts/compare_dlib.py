@@ -20,9 +20,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from inference.dlib_compare import (compare_with_dlib, load_dlib_predictor,  # noqa: E402
-                                   measure_dlib_box_convention)
-from inference.onnx_model import BACKENDS, load_heatmap_model  # noqa: E402
+from console import configure_logging  # noqa: E402
+from inference import BACKENDS, load_heatmap_model  # noqa: E402
+from scripts.dlib_peer import (compare_with_dlib, load_dlib_predictor,  # noqa: E402
+                               measure_dlib_box_convention)
 
 
 def main(argv=None):
@@ -41,6 +42,7 @@ def main(argv=None):
                         help="only measure where dlib's detector puts its box relative to the "
                         'landmark box on these training faces, and print it')
     args = parser.parse_args(argv)
+    configure_logging()
     if args.measure_dlib_boxes:
         try:
             convention, matched = measure_dlib_box_convention(args.measure_dlib_boxes)

@@ -10,14 +10,16 @@ sys.path.insert(0, ROOT)
 import matplotlib.cbook  # noqa: E402
 import mxnet as mx  # noqa: E402
 
+from console import configure_logging  # noqa: E402
 import config  # noqa: E402
-from data.transforms import top_shift_for  # noqa: E402
+from data.synthetic import RECORD_TOP_SHIFT  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import FaceAligner, HeatmapModel  # noqa: E402
+from inference.aligner import DEFAULT_MODEL  # noqa: E402
 from inference.demo import annotate_image  # noqa: E402
 from training.run import data_paths, fit  # noqa: E402
 
-SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
+SHIPPED_PREFIX = DEFAULT_MODEL
 # The architecture and loss of the shipped model (README, model card).
 SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25,
                    'net_loss': 'ce'}
@@ -33,11 +35,11 @@ def photo_demo(output_dir):
 
 
 def evaluate(prefix, epoch, rec):
-    """Eye-centre NME (SPEC 3 protocol) as a printable string, cropped with the top shift the
+    """Eye-centre NME (docs/protocol.md) as a printable string, cropped with the top shift the
     synthetic records are laid out with, as training validation does."""
     model = HeatmapModel(prefix, epoch, ctx=mx.cpu())
-    result = evaluate_rec(model, rec, '300W', '2d', decode='subpixel', progress=False,
-                          top_shift=top_shift_for(rec))
+    result = evaluate_rec(model, rec, 'synth2d', '2d', RECORD_TOP_SHIFT, decode='subpixel',
+                          progress=False)
     return 'NME %.3f%%' % (result.mean_nme * 100)
 
 
@@ -64,6 +66,7 @@ def main():
     parser.add_argument('--output', default=os.path.join(ROOT, 'outputs'))
     parser.add_argument('--steps', type=int, default=160, help='fine-tuning batches')
     args = parser.parse_args()
+    configure_logging()
     os.makedirs(args.output, exist_ok=True)
     try:
         photo_demo(args.output)

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from inference.onnx_export import export_onnx, onnx_model_of  # noqa: E402
 from inference.onnx_quantize import (DEFAULT_CALIBRATION_FACES, calibration_crops,  # noqa: E402
-                                     save_quantized)
+                                     model_input_size, save_quantized)
 
 
 def main(argv=None):
@@ -42,9 +42,10 @@ def main(argv=None):
         if args.calibration_faces < 1:
             raise ValueError('--calibration-faces must be at least 1')
         if args.int8_calibration:
-            crops = calibration_crops(args.int8_calibration, args.calibration_faces)
-            save_quantized(onnx_model_of(args.prefix, args.epoch, args.batch_size), crops,
-                           args.output)
+            model = onnx_model_of(args.prefix, args.epoch, args.batch_size)
+            crops = calibration_crops(args.int8_calibration, args.calibration_faces,
+                                      input_size=model_input_size(model))
+            save_quantized(model, crops, args.output)
         else:
             export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
     except ValueError as exc:

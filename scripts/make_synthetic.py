@@ -16,6 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from console import configure_logging  # noqa: E402
 from data import synthetic  # noqa: E402
 
 
@@ -43,6 +44,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging()
     counts = {split: getattr(args, 'num_' + split) for split in synthetic.SPLITS}
     if args.workers < 1 or args.preview_count < 1:
         print('error: --workers and --preview-count must be at least 1', file=sys.stderr)

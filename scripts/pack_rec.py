@@ -13,8 +13,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from console import configure_logging  # noqa: E402
 from data import converters  # noqa: E402
-from data.transforms import DEFAULT_TOP_SHIFT  # noqa: E402
+from data.geometry import DEFAULT_TOP_SHIFT  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,6 +50,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    configure_logging()
     if args.images and args.format != 'cofw':
         print('error: --images is only for --format cofw', file=sys.stderr)
         return 2

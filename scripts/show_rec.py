@@ -7,6 +7,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from config import generate_config  # noqa: E402
+from console import configure_logging  # noqa: E402
 from data.preview import augmentation_sheet, save_png  # noqa: E402
 
 
@@ -20,6 +21,7 @@ def main():
                         help='1: training augmentation, 0: evaluation (SPEC 3) crops')
     parser.add_argument('--dataset', default='i2d', help='data-set preset (label layout)')
     args = parser.parse_args()
+    configure_logging()
     try:
         cfg = generate_config('hourglass', args.dataset)
         save_png(args.out, augmentation_sheet(args.rec, cfg, args.count, args.seed,

@@ -35,13 +35,16 @@ def get_config(name, **overrides):
     return config.generate_config(network, dataset, **merged)
 
 
-def resolve_config(name_or_config, num_classes=68, **overrides):
-    """The config dict of a zoo name, or a copy of a config dict, with overrides applied."""
+def resolve_config(name_or_config, num_classes=None, **overrides):
+    """The config dict of a zoo name, or a copy of a config dict, with overrides applied.
+    `num_classes` overrides the landmark count only when given: a config keeps its own."""
+    if num_classes is not None:
+        overrides['num_classes'] = num_classes
     if isinstance(name_or_config, str):
-        return get_config(name_or_config, num_classes=num_classes, **overrides)
-    return config.override(name_or_config, num_classes=num_classes, **overrides)
+        return get_config(name_or_config, **overrides)
+    return config.override(name_or_config, **overrides)
 
 
-def get_symbol(name_or_config, num_classes=68, **overrides):
+def get_symbol(name_or_config, num_classes=None, **overrides):
     """The training Symbol for a zoo name or a config dict (see config.generate_config)."""
     return heatmap_net.build(resolve_config(name_or_config, num_classes, **overrides))

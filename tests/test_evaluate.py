@@ -1,4 +1,4 @@
-"""Evaluation protocol (SPEC 3) and the evaluate.py CLI, on a tiny random-weight network."""
+"""Evaluation protocol (docs/protocol.md) and the evaluate.py CLI, on a tiny random-weight network."""
 import json
 import os
 import re
@@ -13,13 +13,12 @@ from conftest import ROOT, SHARED_DATA
 
 import essh
 import symbols
-from data.codec import encode_heatmaps
+from data.codec import HeatmapCodec, encode_heatmaps
+from data.geometry import TOP_SHIFT, image_to_crop, protocol_crop
 from data.landmarks import five_points
 from data.recordio import RecordWriter, split_paths, unpack_record
-from data.transforms import TOP_SHIFT, protocol_crop
 from evaluation import metrics
 from evaluation.protocol import evaluate_rec
-from inference.crop import image_to_crop
 
 SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
 NME_LINE = re.compile(r'^nme on (\S+) is (\d+\.\d{3})%$', re.M)
@@ -85,11 +84,15 @@ def crop_ground_truth(rec_path, dataset, top_shift=None):
 
 
 class OraclePredictor:
-    """Returns, in record order, heatmaps made from the known crop ground truth."""
+    """Returns, in record order, heatmaps (map_size^2) made from the known crop ground truth."""
 
-    def __init__(self, crop_points, make_heatmaps):
+    def __init__(self, crop_points, make_heatmaps, map_size=128):
         self._queue = list(crop_points)
         self._make = make_heatmaps
+        self.map_size = map_size
+
+    def codec(self, decode):
+        return HeatmapCodec(128, self.map_size, decode_method=decode)
 
     def predict(self, crops):
         assert crops.shape[1:] == (128, 128, 3) and crops.dtype == np.uint8
@@ -121,7 +124,7 @@ def tiny_prefix(tmp_path_factory):
 def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_type, snap):
     truth = crop_ground_truth(synthetic_rec, 'ibug')
     result = evaluate_rec(OraclePredictor(truth, peaks_at(snap)), synthetic_rec, 'ibug',
-                          landmark_type, batch_size=4, progress=False)
+                          landmark_type, TOP_SHIFT['ibug'], batch_size=4, progress=False)
     assert len(result.record_ids) == 6 and not result.skipped
     assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
     assert result.summary_line == 'nme on ibug is 0.000%'
@@ -130,10 +133,10 @@ def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_
 def test_top_shift_overrides_the_test_sets_own(synthetic_rec):
     truth = crop_ground_truth(synthetic_rec, 'ibug', top_shift=60)
     shifted = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec, 'ibug',
-                           '2d', progress=False, top_shift=60)
+                           '2d', 60, progress=False)
     assert shifted.mean_nme == pytest.approx(0.0, abs=1e-9)
     own_shift = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec, 'ibug',
-                             '2d', progress=False)
+                             '2d', TOP_SHIFT['ibug'], progress=False)
     assert own_shift.mean_nme > 0.02
 
 
@@ -142,7 +145,7 @@ def test_2d_floors_and_3d_rounds_ground_truth(synthetic_rec):
     fractions = np.concatenate(truth) % 1.0
     assert (fractions >= 0.5).any()   # some points round up, so floor and round differ
     floored_as_3d = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec,
-                                 'ibug', '3d', progress=False)
+                                 'ibug', '3d', TOP_SHIFT['ibug'], progress=False)
     assert floored_as_3d.mean_nme > 0.001
     expected = metrics.nme(floored_as_3d.predictions, floored_as_3d.ground_truth, 'box')
     np.testing.assert_allclose(floored_as_3d.nme, expected)
@@ -150,8 +153,8 @@ def test_2d_floors_and_3d_rounds_ground_truth(synthetic_rec):
 
 def test_encoded_ground_truth_heatmaps_give_rounding_floor_nme(synthetic_rec):
     truth = crop_ground_truth(synthetic_rec, 'ibug')
-    result = evaluate_rec(OraclePredictor(truth, encode_heatmaps), synthetic_rec, 'ibug', '2d',
-                          progress=False)
+    result = evaluate_rec(OraclePredictor(truth, encode_heatmaps, map_size=64), synthetic_rec,
+                          'ibug', '2d', TOP_SHIFT['ibug'], progress=False)
     # Only the 64-pixel label grid and the 128 crop's integer pixels separate prediction and
     # truth: at most ~2 crop pixels, a few percent of the eye distance, never zero for all.
     assert 0.0 < result.mean_nme < 0.05
@@ -171,7 +174,7 @@ def test_bad_record_is_skipped_and_reported(tmp_path):
     source.close()
     truth = crop_ground_truth(source_path, 'cofw_testset')
     result = evaluate_rec(OraclePredictor([truth[0], truth[2]], peaks_at(np.floor)), rec_path,
-                          'cofw_testset', '2d', progress=False)
+                          'cofw_testset', '2d', TOP_SHIFT['cofw_testset'], progress=False)
     assert result.record_ids == [0, 2]
     assert [key for key, _ in result.skipped] == [1]
     assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
@@ -184,7 +187,7 @@ def test_detector_crop_counts_misses(synthetic_rec):
         def detect(self, image, threshold=0.4):
             return []
     result = evaluate_rec(OraclePredictor([], peaks_at(np.floor)), synthetic_rec, 'ibug', '2d',
-                          progress=False, detector=NoFaces())
+                          None, progress=False, detector=NoFaces())
     assert not result.record_ids
     assert [why for _, why in result.skipped] == ['no face detected'] * 6
 
@@ -208,6 +211,9 @@ class DotDetector:
 class DotCounter:
     """Checks that each crop it is given shows the face's dots, and predicts zeros."""
 
+    def codec(self, decode):
+        return HeatmapCodec(decode_method=decode)
+
     def predict(self, crops):
         assert all((crop.min(axis=2) > 150).sum() > 100 for crop in crops)
         return np.zeros((len(crops), 68, 64, 64), dtype=np.float32)
@@ -215,16 +221,18 @@ class DotCounter:
 
 @pytest.mark.parametrize('with_points', [True, False])
 def test_detector_crop_holds_the_face(synthetic_rec, with_points):
-    result = evaluate_rec(DotCounter(), synthetic_rec, '300W', '2d', progress=False,
+    result = evaluate_rec(DotCounter(), synthetic_rec, '300W', '2d', None, progress=False,
                           detector=DotDetector(with_points))
     assert len(result.record_ids) == 6 and not result.skipped and result.detector == 'dots'
 
 
 def test_unknown_dataset_and_missing_rec_are_clear_errors(synthetic_rec, tmp_path):
-    with pytest.raises(ValueError, match='unknown test set'):
-        evaluate_rec(None, synthetic_rec, 'helen', '2d')
+    # The data-set name picks the top-shift preset in the CLI; the library takes the shift.
+    proc = run_cli('evaluate.py', '--dataset', 'helen', '--rec', synthetic_rec)
+    assert proc.returncode == 2 and "invalid choice: 'helen'" in proc.stderr
     with pytest.raises(ValueError, match='nowhere.rec'):
-        evaluate_rec(None, str(tmp_path / 'nowhere.rec'), 'ibug', '2d')
+        evaluate_rec(OraclePredictor([], peaks_at(np.floor)), str(tmp_path / 'nowhere.rec'),
+                     'ibug', '2d', TOP_SHIFT['ibug'])
 
 
 def run_cli(script, *args):

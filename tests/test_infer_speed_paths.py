@@ -5,11 +5,11 @@ import pytest
 
 import symbols
 from data.codec import decode_heatmaps
-from inference.baseline import PerFaceBaseline
-from inference.benchmark import ORIGINAL, UNFUSED, benchmark_checkpoint, format_timings
+from scripts.original_infer import PerFaceBaseline
+from scripts.infer_timing import ORIGINAL, UNFUSED, benchmark_checkpoint, format_timings
 from inference.model import HeatmapModel
 from scripts import bench_infer
-from training.checkpoint import save_checkpoint
+from symbols.checkpoint import save_checkpoint
 
 
 def save_tiny_checkpoint(prefix, seed=0):

@@ -10,9 +10,10 @@ from data.codec import decode_heatmaps
 from inference import FaceAligner
 from inference.model import HeatmapModel
 from inference.onnx_export import EXPORT_OPSET, export_onnx as export_onnx_file
-from inference.onnx_model import OnnxHeatmapModel, load_heatmap_model
+from inference.model import load_heatmap_model
+from inference.onnx_model import OnnxHeatmapModel
 from scripts import export_onnx
-from training.checkpoint import save_checkpoint
+from symbols.checkpoint import save_checkpoint
 from test_infer_speed_paths import face_like_crops, save_tiny_checkpoint
 
 

@@ -10,8 +10,9 @@ import pytest
 from conftest import ROOT, SHARED_DATA
 from data.converters import assign_splits, pack_pts_folder
 from evaluation.protocol import evaluate_rec
-from data.transforms import TOP_SHIFT
-from inference import HeatmapModel, OnnxHeatmapModel
+from data.geometry import TOP_SHIFT
+from inference import HeatmapModel
+from inference.onnx_model import OnnxHeatmapModel
 from inference.onnx_export import onnx_model_of
 from inference.onnx_quantize import calibration_crops, quantize_model
 
@@ -49,7 +50,7 @@ def held_out_rec(tmp_path_factory):
 
 def test_shipped_model_on_held_out_300w_faces(held_out_rec):
     model = HeatmapModel(SHIPPED, 0, ctx=mx.cpu())
-    result = evaluate_rec(model, held_out_rec, '300W', '2d', progress=False)
+    result = evaluate_rec(model, held_out_rec, '300W', '2d', TOP_SHIFT['300W'], progress=False)
     assert len(result.record_ids) == SAMPLE and not result.skipped
     assert result.mean_nme < SHIPPED_NME_BOUND
 
@@ -59,7 +60,8 @@ def test_int8_shipped_model_stays_close(held_out_rec, tmp_path):
     int8 = OnnxHeatmapModel(quantize_model(onnx_model_of(SHIPPED, 0), calibration_crops(
         calibration, top_shift=TOP_SHIFT['300W'])))
     float_nme = evaluate_rec(HeatmapModel(SHIPPED, 0), held_out_rec, '300W', '2d',
-                             progress=False).mean_nme
-    int8_nme = evaluate_rec(int8, held_out_rec, '300W', '2d', progress=False).mean_nme
+                             TOP_SHIFT['300W'], progress=False).mean_nme
+    int8_nme = evaluate_rec(int8, held_out_rec, '300W', '2d', TOP_SHIFT['300W'],
+                            progress=False).mean_nme
     # Measured on all 201 held-out faces (64 calibration faces): 5.49% -> 5.64%.
     assert abs(int8_nme - float_nme) < 0.005

@@ -15,7 +15,8 @@ from conftest import ROOT
 from data.codec import encode_heatmaps
 from training import Trainer, TrainingDiverged
 from training.trainer import seed_everything
-from training.checkpoint import load_params, load_resume_state, state_path
+from symbols.checkpoint import load_params
+from training.resume import load_resume_state, state_path
 
 TINY = dict(multiplier=0.125, net_n=1, net_stacks=1, per_batch_size=4)
 

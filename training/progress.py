@@ -1,15 +1,18 @@
 """What a run shows and records: a tqdm bar per epoch, a JSON-lines log of every logged batch
 and validation, and a PNG of the loss and NME curves redrawn at each validation."""
 import json
+import logging
 import os
-import sys
 import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
+
+from console import progress
 from fileio import atomic_write
+
+logger = logging.getLogger(__name__)
 
 
 class RunLog:
@@ -77,17 +80,18 @@ class EpochBars:
         if epoch != self.epoch:
             self.close()
             first, last = self.schedule.epoch_batches(epoch)
-            self.bar = tqdm(total=last - first + 1, initial=batch - first, desc='epoch %d' % epoch,
-                            unit='batch', file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+            self.bar = progress(total=last - first + 1, initial=batch - first,
+                                desc='epoch %d' % epoch, unit='batch', dynamic_ncols=True,
+                                mininterval=1.0)
             self.epoch = epoch
         self.bar.set_postfix_str('%.1f samples/s loss %.5f lr %.2e' % (samples_per_sec, loss, lr),
                                  refresh=False)
         self.bar.update(1)
 
     def write(self, message):
-        """Print a line on stdout without tearing the bar (chief worker only)."""
+        """Log a line (the CLIs show it above the bar; chief worker only)."""
         if self.enabled:
-            tqdm.write(message, file=sys.stdout)
+            logger.info(message)
 
     def close(self):
         if self.bar is not None:

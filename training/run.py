@@ -1,4 +1,5 @@
 """`fit`: a training run from a config dict (config.generate_config) and explicit options."""
+import logging
 import os
 
 from data.iterator import FaceSegIter
@@ -6,6 +7,8 @@ from data.synthetic import ensure_synthetic
 
 from .distributed import create_kvstore
 from .trainer import Trainer, seed_everything
+
+logger = logging.getLogger(__name__)
 
 
 def data_paths(cfg):
@@ -25,7 +28,7 @@ def data_paths(cfg):
         if os.path.isfile(path):
             targets[target] = path
         else:
-            print('%s: missing, validation on %s skipped' % (path, target))
+            logger.warning('%s: missing, validation on %s skipped', path, target)
     return train, targets
 
 

@@ -8,6 +8,7 @@ verbose, saved when the first validation target or the mean of all targets impro
 so far (starting from 1.0) and once more when training ends.
 """
 import hashlib
+import logging
 import math
 import random
 import signal
@@ -17,13 +18,15 @@ import warnings
 import mxnet as mx
 import numpy as np
 
-from symbols import get_symbol, initializer
+from symbols import checkpoint, get_symbol, initializer
 
-from . import checkpoint
 from .optimizer import create_optimizer, restore_scalar_state, scalar_state
 from .progress import EpochBars, RunLog
+from .resume import load_resume_state, save_resume_state, state_path
 from .schedule import ScheduleLR, StepSchedule, parse_epoch_steps
 from .validation import Validator
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -85,8 +88,8 @@ def matching_params(loaded, shapes, source):
     skipped = sorted(set(loaded) - set(kept))
     if skipped:
         listed = ', '.join(skipped[:8]) + (' ...' if len(skipped) > 8 else '')
-        print('%s: %d arrays not used (absent from this network or another shape): %s'
-              % (source, len(skipped), listed))
+        logger.info('%s: %d arrays not used (absent from this network or another shape): %s',
+                    source, len(skipped), listed)
     return kept
 
 
@@ -106,7 +109,7 @@ class Trainer:
         self.is_chief = rank == 0
         self.distributed = not isinstance(kvstore, str)
         self.num_stacks = cfg['net_stacks']
-        self.symbol = get_symbol(cfg, num_classes=cfg['num_classes'])
+        self.symbol = get_symbol(cfg)
         self.batch_size = train_iter.provide_data[0][1][0]
         self.schedule = StepSchedule(cfg['lr'], parse_epoch_steps(cfg['lr_epoch_step']),
                                      self.batch_size, epoch_size)
@@ -147,25 +150,25 @@ class Trainer:
         """(arg, aux, optimizer-states path, optimizer scalars) from a resume state, a pretrained
         model, or nothing (all None: the initializer draws every parameter)."""
         if resume:
-            state, arg, aux, states_path = checkpoint.load_resume_state(self.prefix)
+            state, arg, aux, states_path = load_resume_state(self.prefix)
             expected = self._schedule_record()
             if state.get('schedule') != expected:
                 raise ValueError('%s: saved for schedule %s but this run has %s; resume with the '
                                  'same --lr/--lr-epoch-step/--per-batch-size/devices/data'
-                                 % (checkpoint.state_path(self.prefix), state.get('schedule'),
+                                 % (state_path(self.prefix), state.get('schedule'),
                                     expected))
             self.batch = int(state['batch'])
             self.best = list(state['best'])
             self.last_saved = state.get('last_saved')
             self.last_state_batch = self.batch
-            print('resuming %s at batch %d' % (self.prefix, self.batch))
+            logger.info('resuming %s at batch %d', self.prefix, self.batch)
             return arg, aux, states_path, state['optimizer']
         if self.cfg.get('pretrained'):
             path = checkpoint.params_path(self.cfg['pretrained'], self.cfg['pretrained_epoch'])
             arg, aux = checkpoint.load_params(path)
             arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
                                                   self.train_iter.provide_label)
-            print('fine-tuning from', path)
+            logger.info('fine-tuning from %s', path)
             return (matching_params(arg, arg_shapes, path),
                     matching_params(aux, aux_shapes, path), None, None)
         return None, None, None, None
@@ -196,7 +199,7 @@ class Trainer:
         loss = float(np.mean([outputs[i].asnumpy().mean() for i in range(self.num_stacks)]))
         if not math.isfinite(loss):
             resume = ('none' if self.last_state_batch is None else '%s (batch %d)' % (
-                checkpoint.state_path(self.prefix), self.last_state_batch))
+                state_path(self.prefix), self.last_state_batch))
             raise TrainingDiverged('loss became %s at batch %d (lr %.3g); stopped before updating '
                                    'the weights. Last good checkpoint: %s; resume state: %s'
                                    % (loss, self.batch + 1, self.schedule.lr_at(self.batch + 1),
@@ -238,7 +241,7 @@ class Trainer:
         if stopped == 'interrupted' and self.is_chief:
             self._save_resume_state()
             self.bars.write('stopped by signal %d at batch %d; resume with --resume (state in %s)'
-                            % (stop.signal, self.batch, checkpoint.state_path(self.prefix)))
+                            % (stop.signal, self.batch, state_path(self.prefix)))
         summary = {'batch': self.batch, 'stopped': stopped, 'best': list(self.best),
                    'nme': self.last_nme, 'last_saved': self.last_saved,
                    'weights_sha1': weights_digest(self.module.get_params()[0])}
@@ -289,6 +292,6 @@ class Trainer:
         state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
                  'optimizer': scalar_state(self.optimizer, self.batch),
                  'schedule': self._schedule_record()}
-        checkpoint.save_resume_state(self.prefix, self.module, state,
+        save_resume_state(self.prefix, self.module, state,
                                      with_optimizer=not self.distributed)
         self.last_state_batch = self.batch

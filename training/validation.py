@@ -9,9 +9,8 @@ against its label heatmaps decoded like the predictions, as the original did.
 import numpy as np
 import mxnet as mx
 
-from data.codec import decode_heatmaps
-from evaluation.metrics import nme
-from evaluation.metrics import NORMALISER, SNAP as SNAP_GROUND_TRUTH
+from data.codec import HeatmapCodec
+from evaluation.metrics import NORMALISER, SNAP as SNAP_GROUND_TRUTH, nme
 from symbols import heatmap_output
 
 
@@ -25,7 +24,7 @@ class Validator:
 
     def __init__(self, symbol, context, iterators, cfg):
         self.iterators = iterators
-        self.input_size = cfg['input_img_size']
+        self.codec = HeatmapCodec.from_config(cfg, decode='argmax')
         self.mode = NORMALISER[cfg['landmark_type']]
         self.snap = SNAP_GROUND_TRUTH[cfg['landmark_type']]
         self.symbol = heatmap_output(symbol)
@@ -52,13 +51,12 @@ class Validator:
                 keep = batch.data[0].shape[0] - (batch.pad or 0)
                 module.forward(mx.io.DataBatch(batch.data), is_train=False)
                 heatmaps = module.get_outputs()[0].asnumpy()[:keep]
-                pred = decode_heatmaps(heatmaps, input_size=self.input_size, method='argmax')
+                pred = self.codec.decode(heatmaps)
                 points = getattr(batch, 'points', None)
                 if points is not None:
                     truth = self.snap(points)
                 else:
-                    truth = decode_heatmaps(batch.label[0].asnumpy(), input_size=self.input_size,
-                                            method='argmax')
+                    truth = self.codec.decode(batch.label[0].asnumpy())
                 truth = truth[:keep]
                 errors.append(nme(pred, truth, mode=self.mode))
             if errors:

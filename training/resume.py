@@ -1,5 +1,5 @@
-"""Checkpoints in the original's layout (`PREFIX-symbol.json`, `PREFIX-%04d.params` with
-`arg:`/`aux:` keys) and the resume state of an interrupted run, all written atomically.
+"""The resume state of an interrupted run, written atomically (checkpoints themselves are
+symbols.checkpoint's).
 
 Resume state: `PREFIX-state.json` names a weights file and an optimizer-states file stamped with
 the batch count (`PREFIX-resume-%08d.params/.states`). The JSON is replaced last, so a crash at
@@ -8,28 +8,8 @@ any moment leaves either the old or the new state complete; the superseded pair 
 import json
 import os
 
-import mxnet as mx
-
 from fileio import atomic_write
-from model_params import load_params
-
-
-def params_path(prefix, number):
-    return '%s-%04d.params' % (prefix, number)
-
-
-def save_params(path, arg_params, aux_params):
-    blob = {'arg:' + k: v.as_in_context(mx.cpu()) for k, v in arg_params.items()}
-    blob.update({'aux:' + k: v.as_in_context(mx.cpu()) for k, v in aux_params.items()})
-    atomic_write(path, lambda tmp: mx.nd.save(tmp, blob))
-
-
-def save_checkpoint(prefix, number, symbol, arg_params, aux_params):
-    """The original's mx.model.save_checkpoint layout, written atomically; returns the path."""
-    atomic_write('%s-symbol.json' % prefix, symbol.save)
-    path = params_path(prefix, number)
-    save_params(path, arg_params, aux_params)
-    return path
+from symbols.checkpoint import load_params, save_params
 
 
 def state_path(prefix):

@@ -16,7 +16,10 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from .model import INPUT_SIZE, load_inference_checkpoint
+from symbols.checkpoint import load_inference_checkpoint
+
+# The original's demo handler bound its Module for one 128 x 128 image.
+INPUT_SIZE = 128
 
 SUBGRAPH_BACKEND_VARIABLE = 'MXNET_SUBGRAPH_BACKEND'
 

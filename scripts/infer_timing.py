@@ -6,17 +6,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
+from console import progress as progress_bar
 import symbols
 from data.codec import decode_heatmaps
-from training.checkpoint import save_checkpoint
+from symbols.checkpoint import save_checkpoint
 
-from .baseline import PerFaceBaseline
-from .model import INPUT_SIZE, HeatmapModel
-from .onnx_export import onnx_model_of
-from .onnx_model import OnnxHeatmapModel
-from .onnx_quantize import quantize_model
+from inference.model import HeatmapModel
+from inference.onnx_export import onnx_model_of
+from inference.onnx_model import OnnxHeatmapModel
+from inference.onnx_quantize import quantize_model
+from scripts.original_infer import INPUT_SIZE, PerFaceBaseline
 
 ORIGINAL = 'original per-face (MXNet)'
 UNFUSED = 'original, graph unfused'
@@ -81,8 +81,8 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
              ('library onnxruntime int8', library(int8_model), 1),
              ('library onnxruntime int8', library(int8_model), batch_size)]
     timings = []
-    for name, landmarks_of, batch in tqdm(paths, desc=os.path.basename(prefix),
-                                          disable=not progress):
+    for name, landmarks_of, batch in progress_bar(paths, desc=os.path.basename(prefix),
+                                                  enabled=progress):
         timings.append(Timing(name, batch, *time_per_face(landmarks_of, crops, batch)))
     return timings
 

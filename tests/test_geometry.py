@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from data import augment, codec, transforms
+from data import augment, codec, geometry
 from data.landmarks import FLIP_ORDER, five_points
 
 
@@ -17,7 +17,7 @@ def _face(seed=0):
     angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     ring = np.stack([192 + 70 * np.cos(angle), 192 + 85 * np.sin(angle)], axis=1)
     ring += np.random.RandomState(seed).uniform(-3, 3, ring.shape)
-    template = transforms.ALIGN_TEMPLATE.astype(np.float64)
+    template = geometry.ALIGN_TEMPLATE.astype(np.float64)
     ring[[36, 39]] = template[0] + [[-6, 1], [6, -1]]
     ring[[42, 45]] = template[1] + [[-6, -1], [6, 1]]
     ring[[30, 48, 54]] = template[2:]
@@ -27,42 +27,42 @@ def _face(seed=0):
 def test_similarity_transform_recovers_a_known_map_and_is_least_squares():
     src = np.random.RandomState(0).uniform(0, 300, (5, 2))
     truth = _similarity(1.7, 23.0, (12.0, -40.0))
-    assert np.allclose(transforms.similarity_transform(src, transforms.warp_points(src, truth)),
+    assert np.allclose(geometry.similarity_transform(src, geometry.warp_points(src, truth)),
                        truth, atol=1e-9)
-    dst = transforms.warp_points(src, truth) + np.random.RandomState(1).normal(0, 2, (5, 2))
+    dst = geometry.warp_points(src, truth) + np.random.RandomState(1).normal(0, 2, (5, 2))
     # Linear least squares over (a, b, tx, ty) with x' = a x - b y + tx, y' = b x + a y + ty.
     rows = np.concatenate([np.stack([src[:, 0], -src[:, 1], np.ones(5), np.zeros(5)], 1),
                            np.stack([src[:, 1], src[:, 0], np.zeros(5), np.ones(5)], 1)])
     a, b, tx, ty = np.linalg.lstsq(rows, np.concatenate([dst[:, 0], dst[:, 1]]), rcond=None)[0]
-    assert np.allclose(transforms.similarity_transform(src, dst),
+    assert np.allclose(geometry.similarity_transform(src, dst),
                        [[a, -b, tx], [b, a, ty]], atol=1e-9)
 
 
 def test_affine_helpers():
     first, second = _similarity(2.0, 10, (3, 4)), _similarity(0.5, -30, (-7, 1))
     points = np.random.RandomState(2).rand(10, 2) * 100
-    composed = transforms.compose_affine(first, second)
-    assert np.allclose(transforms.warp_points(points, composed),
-                       transforms.warp_points(transforms.warp_points(points, first), second))
-    assert np.allclose(transforms.warp_points(transforms.warp_points(points, composed),
-                                              transforms.invert_affine(composed)), points)
+    composed = geometry.compose_affine(first, second)
+    assert np.allclose(geometry.warp_points(points, composed),
+                       geometry.warp_points(geometry.warp_points(points, first), second))
+    assert np.allclose(geometry.warp_points(geometry.warp_points(points, composed),
+                                              geometry.invert_affine(composed)), points)
 
 
 def test_template_and_top_shifts():
-    assert transforms.ALIGN_TEMPLATE.dtype == np.float32
-    assert np.allclose(transforms.ALIGN_TEMPLATE[0], [38.2946 * 2 + 80, 41.6963 * 2 + 80])
-    assert transforms.top_shift_for('/data/ibug.rec') == 36
-    assert transforms.top_shift_for('cofw_testset.rec') == 45
-    assert transforms.top_shift_for('x/300W.rec') == 40
-    assert transforms.top_shift_for('AFLW2000-3D.rec') == 30
-    assert transforms.top_shift_for('val.rec') == transforms.DEFAULT_TOP_SHIFT
+    assert geometry.ALIGN_TEMPLATE.dtype == np.float32
+    assert np.allclose(geometry.ALIGN_TEMPLATE[0], [38.2946 * 2 + 80, 41.6963 * 2 + 80])
+    assert geometry.top_shift_for('/data/ibug.rec') == 36
+    assert geometry.top_shift_for('cofw_testset.rec') == 45
+    assert geometry.top_shift_for('x/300W.rec') == 40
+    assert geometry.top_shift_for('AFLW2000-3D.rec') == 30
+    assert geometry.top_shift_for('val.rec') == geometry.DEFAULT_TOP_SHIFT
 
 
 def test_training_crop_geometry():
-    matrix = transforms.crop_transform((192, 192), 128, 256, 0)
+    matrix = geometry.crop_transform((192, 192), 128, 256, 0)
     assert np.allclose(matrix, [[0.5, 0, -32], [0, 0.5, -32]])
     # Positive rotation: a point right of the centre goes below it (clockwise on screen).
-    turned = transforms.warp_points([[292.0, 192.0]], transforms.crop_transform((192, 192), 128,
+    turned = geometry.warp_points([[292.0, 192.0]], geometry.crop_transform((192, 192), 128,
                                                                                  256, 90))
     assert np.allclose(turned, [[64, 114]])
 
@@ -71,25 +71,25 @@ def test_box_transform_uses_the_integer_centre():
     box = np.array([10.5, 20.25, 111.5, 181.75], dtype=np.float32)
     scale = 128 / (161.5 * 1.2)
     expected = [[scale, 0, 64 - 61 * scale], [0, scale, 64 - 101 * scale]]
-    assert np.allclose(transforms.box_transform(box, 128), expected, rtol=1e-12, atol=1e-12)
+    assert np.allclose(geometry.box_transform(box, 128), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_protocol_crop_aligns_five_points_then_crops_the_shifted_box():
     template_face = _face()
     placement = _similarity(1.3, 17.0, (-30.0, 25.0))
-    points = transforms.warp_points(template_face, placement).astype(np.float32)
+    points = geometry.warp_points(template_face, placement).astype(np.float32)
     image = np.random.RandomState(3).randint(0, 255, (384, 384, 3)).astype(np.uint8)
-    crop, m_align, m_crop = transforms.protocol_crop(image, points, top_shift=36)
+    crop, m_align, m_crop = geometry.protocol_crop(image, points, top_shift=36)
     assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
     # The face's five points are a similarity of the template: alignment undoes it.
-    aligned = transforms.warp_points(points, m_align)
-    assert np.allclose(five_points(aligned), transforms.ALIGN_TEMPLATE, atol=1e-3)
+    aligned = geometry.warp_points(points, m_align)
+    assert np.allclose(five_points(aligned), geometry.ALIGN_TEMPLATE, atol=1e-3)
     assert np.allclose(aligned, template_face, atol=1e-3)
     box = np.concatenate([aligned.min(0), aligned.max(0)])
     box[1] -= 36
     side = 1.2 * max(box[2] - box[0], box[3] - box[1])
     assert m_crop[0, 0] == pytest.approx(128 / side, rel=1e-6)
-    in_crop = transforms.warp_points(points, transforms.compose_affine(m_align, m_crop))
+    in_crop = geometry.warp_points(points, geometry.compose_affine(m_align, m_crop))
     assert augment.points_inside(in_crop, 128)
 
 

@@ -8,12 +8,12 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from .augment import FLIP_PROBABILITY, MAX_TRIES, draw_crop_params
-from .codec import gaussian_kernel, render_heatmaps_numpy
-from .iterator import FaceSegIter
-from .landmarks import FLIP_ORDER
-from .recordio import label_to_points, split_paths
-from .transforms import crop_transform, warp_points
+from data.augment import FLIP_PROBABILITY, MAX_TRIES, draw_crop_params
+from data.codec import gaussian_kernel, render_heatmaps_numpy
+from data.geometry import crop_transform, warp_points
+from data.iterator import FaceSegIter
+from data.landmarks import FLIP_ORDER
+from data.recordio import label_to_points, split_paths
 
 
 def _original_style_sample(image, points, rng, cfg):

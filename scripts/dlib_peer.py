@@ -5,9 +5,10 @@ points in record-image pixels, so neither depends on a detector. Each model then
 into its own input the way it was trained to see faces, with a convention measured on the
 300-W training faces (never on the test set):
 
-- our network: the published protocol's crop (SPEC 3) expressed on the box: its top edge raised
-  by LANDMARK_BOX_TOP_SHIFT of its height, then the 1.2 x max(w, h) square around its integer
-  centre warped onto 128 x 128; decoded points are mapped back to the record image.
+- our network: the published protocol's crop expressed on the box
+  (data.geometry.landmark_box_transform): its top edge raised by LANDMARK_BOX_TOP_SHIFT of its
+  height, then the 1.2 x max(w, h) square around its integer centre warped onto the network
+  input; decoded points are mapped back to the record image.
 - dlib: the box moved and resized to where dlib's own HOG face detector puts its box on the
   same faces (DLIB_DETECTOR_BOX, re-measured by `measure_dlib_box_convention`), because the
   predictor was trained from those boxes. dlib on the raw landmark box is reported beside it.
@@ -23,22 +24,15 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from data.codec import decode_heatmaps
+from console import progress as progress_bar
+from data.geometry import invert_affine, landmark_box_transform, warp_points
 from data.landmarks import NUM_LANDMARKS
 from data.records import RecordFile
 from data.recordio import unpack_record
-from data.transforms import TOP_SHIFT, box_transform, invert_affine, warp_points
 from evaluation import metrics
 
-from .crop import CROP_SIZE
-
 DLIB_INSTALL_HINT = 'pip install -r requirements-dlib.txt'
-NORMALISER = {'2d': 'eye', '3d': 'box'}
-# The 300-W protocol's 40-pixel top shift over the median height (160.4 px) of the ground-truth
-# box of the 1811 300-W training faces after the five-point alignment into 384 x 384.
-LANDMARK_BOX_TOP_SHIFT = TOP_SHIFT['300W'] / 160.4
 # dlib's HOG detector box relative to the landmark box (centre offset over w and h, then width
 # and height ratios): medians over the 576 of the first 600 300-W training records where the
 # detector (upsampling once) found the face.
@@ -72,14 +66,6 @@ def load_dlib_predictor(model_path=None):
     return landmarks
 
 
-def network_box_transform(box, output_size=CROP_SIZE):
-    """The 2 x 3 map of the network's crop for a landmark box: the top raised, then the
-    protocol's 1.2 x max(w, h) square (see the module docstring)."""
-    box = np.array(box, dtype=np.float64)
-    box[1] -= LANDMARK_BOX_TOP_SHIFT * (box[3] - box[1])
-    return box_transform(box, output_size)
-
-
 def dlib_detector_box(box, convention=DLIB_DETECTOR_BOX):
     """The landmark box (x1, y1, x2, y2) moved and resized to dlib's detector convention."""
     x1, y1, x2, y2 = box
@@ -102,7 +88,7 @@ def measure_dlib_box_convention(rec_path, limit=600, progress=True):
     records = RecordFile(rec_path)
     rows = []
     try:
-        for offset in tqdm(records.offsets[:limit], disable=not progress, unit='face'):
+        for offset in progress_bar(records.offsets[:limit], enabled=progress, unit='face'):
             image, points, _ = unpack_record(records.read(offset))
             (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
             width, height = x2 - x1, y2 - y1
@@ -122,9 +108,11 @@ def measure_dlib_box_convention(rec_path, limit=600, progress=True):
 
 def network_landmarks(model, image_bgr, box, decode='subpixel'):
     """(68, 2) landmarks of one face from `model.predict` given its landmark box."""
-    m_crop = network_box_transform(box)
-    crop = cv2.warpAffine(image_bgr, m_crop, (CROP_SIZE, CROP_SIZE), borderValue=0.0)
-    points = decode_heatmaps(model.predict(crop[np.newaxis]), CROP_SIZE, decode)[0]
+    codec = model.codec(decode)
+    m_crop = landmark_box_transform(box, codec.input_size)
+    crop = cv2.warpAffine(image_bgr, m_crop, (codec.input_size, codec.input_size),
+                          borderValue=0.0)
+    points = codec.decode(model.predict(crop[np.newaxis]))[0]
     return warp_points(points, invert_affine(m_crop))
 
 
@@ -144,7 +132,7 @@ class Comparison:
         points = np.asarray(getattr(self, which), dtype=np.float64)
         return float(metrics.nme(points.reshape(-1, NUM_LANDMARKS, 2),
                                  np.asarray(self.ground_truth).reshape(-1, NUM_LANDMARKS, 2),
-                                 NORMALISER[self.landmark_type]).mean())
+                                 metrics.NORMALISER[self.landmark_type]).mean())
 
     def ms_per_face(self, which):
         return 1000.0 * self.seconds[which] / len(self.record_ids)
@@ -166,13 +154,14 @@ def compare_with_dlib(model, dlib_landmarks, rec_path, landmark_type='2d', decod
     """Run both models on every record of `rec_path` (see the module docstring for the box
     each gets). `model.predict` as HeatmapModel's; `dlib_landmarks` from load_dlib_predictor.
     Unreadable records are skipped and listed."""
-    if landmark_type not in NORMALISER:
+    if landmark_type not in metrics.NORMALISER:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
     records = RecordFile(rec_path)
     result = Comparison(landmark_type)
     try:
-        for key, offset in tqdm(list(zip(records.keys, records.offsets)), disable=not progress,
-                                desc=os.path.basename(rec_path), unit='face'):
+        for key, offset in progress_bar(list(zip(records.keys, records.offsets)),
+                                        enabled=progress, desc=os.path.basename(rec_path),
+                                        unit='face'):
             try:
                 image, gt_points, _ = unpack_record(records.read(offset))
             except (ValueError, struct.error, cv2.error) as exc:

@@ -1,4 +1,13 @@
-"""Affine geometry of the crops: the training crop and the evaluation protocol crop (SPEC 3).
+"""Every crop of the toolkit, in one place (docs/protocol.md, docs/data-format.md).
+
+- five-point similarity alignment onto the 384 x 384 template;
+- the protocol box: landmark box with its top raised by a per-test-set `top_shift`, cropped
+  as a square of 1.2 x its longer side (`protocol_crop`);
+- the record layout: the protocol box centred at side `base_scale` in the record image
+  (`record_transform`), so the unrotated training crop is the protocol crop;
+- the training crop (`crop_transform`), the detector-box crop (`crop_detected_face`) and the
+  landmark-box crop (`landmark_box_transform`);
+- composition, inversion and application of the 2 x 3 maps.
 
 All matrices are 2 x 3 affine maps of (x, y) pixel coordinates whose pixel centres sit on
 integers, the convention of `cv2.warpAffine`. The arithmetic follows the original toolkit step
@@ -11,6 +20,8 @@ import os
 import cv2
 import numpy as np
 
+from config import BASE
+
 from .landmarks import five_points
 
 # Five-point template (eye centres, nose tip, mouth corners) of a 112-pixel face, *2 + 80:
@@ -19,7 +30,8 @@ ALIGN_TEMPLATE = np.array([[38.2946, 41.6963], [73.5318, 41.5014], [56.0252, 61.
                            [41.5493, 82.3655], [70.7299, 82.2041]], dtype=np.float32) * 2 + 80.0
 ALIGN_SIZE = 384
 
-# Pixels the ground-truth box's top edge moves up, per test set, so the forehead is in the crop.
+# Pixels the ground-truth box's top edge moves up, per test set, so the forehead is in the crop
+# (the data-set presets of the protocol; every crop function takes the shift explicitly).
 TOP_SHIFT = {'ibug': 36, 'cofw_testset': 45, '300W': 40, 'AFLW2000-3D': 30}
 # The original applies the AFLW2000-3D shift to any other data set name.
 DEFAULT_TOP_SHIFT = 30
@@ -149,3 +161,103 @@ def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
                                    borderValue=0.0)
     crop = cv2.warpAffine(aligned_image, m_crop, (output_size, output_size), borderValue=0.0)
     return crop, m_align, m_crop
+
+
+RECORD_SIZE = BASE['record_img_size']
+BASE_SCALE = BASE['base_scale']
+
+
+def record_transform(points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
+                     top_shift=DEFAULT_TOP_SHIFT):
+    """2 x 3 map of a source image onto its record image: the five points similarity-aligned,
+    then the protocol box (top raised by `top_shift`) centred with its crop side scaled to
+    `base_scale`. The training crop at scale 1 and no rotation is then the protocol crop."""
+    m_align, m_box = protocol_transforms(points_xy, top_shift, base_scale)
+    m_box[:, 2] += (record_size - base_scale) / 2.0
+    return compose_affine(m_align, m_box)
+
+
+def make_record(image_bgr, points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
+                top_shift=DEFAULT_TOP_SHIFT):
+    """Source image + x/y points -> (record image record_size^2 BGR, points in the record)."""
+    matrix = record_transform(points_xy, record_size, base_scale, top_shift)
+    record = cv2.warpAffine(image_bgr, matrix, (record_size, record_size),
+                            flags=cv2.INTER_LINEAR, borderValue=0)
+    return record, warp_points(points_xy, matrix)
+
+
+# The detection path of the protocol (docs/protocol.md): detection score threshold of the
+# original's alignment demo and `--use-essh` evaluation.
+DETECTION_THRESHOLD = 0.4
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def nearest_to_centre(faces, image_shape):
+    """The face whose box centre is closest to the image centre (the original's choice of
+    'the' face in a test record), or None when there are no faces."""
+    if not faces:
+        return None
+    centre = np.array([image_shape[1], image_shape[0]], dtype=np.float64) / 2
+    box_centres = np.array([(f.box[:2] + f.box[2:4]) / 2 for f in faces], dtype=np.float64)
+    return faces[int(np.argmin(((box_centres - centre) ** 2).sum(axis=1)))]
+
+
+def _warped_box(box, matrix):
+    """Axis-aligned bounds of a box's corners after an affine map."""
+    x1, y1, x2, y2 = box[:4]
+    corners = np.array([[x1, y1, 1], [x2, y1, 1], [x1, y2, 1], [x2, y2, 1]], dtype=np.float64)
+    mapped = corners @ np.asarray(matrix, dtype=np.float64).T
+    return np.concatenate([mapped.min(axis=0), mapped.max(axis=0)])
+
+
+def crop_detected_face(image_bgr, face, detector, threshold, output_size=128,
+                       require_redetection=False):
+    """(output_size^2 BGR crop, M_align, M_crop) for one detected face, or None.
+
+    As the original's demo and `--use-essh` evaluation: with five points the image is first
+    aligned onto the 384 template and the face detected again there; when that second
+    detection finds nothing the aligned detector box is used, or None is returned if
+    `require_redetection` (the evaluation protocol counts such an image as a miss). Without
+    points the detector box is cropped directly (M_align is the identity). The crop is a
+    square of 1.2 x the box's longer side.
+    """
+    if face.points is None:
+        m_align, aligned, box = IDENTITY, image_bgr, np.asarray(face.box, dtype=np.float64)
+    else:
+        # float32 points, as the original estimated this alignment from.
+        m_align = similarity_transform(np.asarray(face.points, dtype=np.float32),
+                                       ALIGN_TEMPLATE)
+        aligned = cv2.warpAffine(image_bgr, m_align, (ALIGN_SIZE, ALIGN_SIZE),
+                                 borderValue=0.0)
+        again = nearest_to_centre(detector.detect(aligned, threshold=threshold), aligned.shape)
+        if again is None and require_redetection:
+            return None
+        # The detector's own box precision, as the original cropped from it.
+        box = np.asarray(again.box) if again is not None else _warped_box(face.box, m_align)
+    m_crop = box_transform(box, output_size, BOX_MARGIN)
+    crop = cv2.warpAffine(aligned, m_crop, (output_size, output_size), borderValue=0.0)
+    return crop, m_align, m_crop
+
+
+# The 300-W protocol's 40-pixel top shift over the median height (160.4 px) of the ground-truth
+# box of the 1811 300-W training faces after the five-point alignment into 384 x 384: the top
+# shift as a fraction of the box height, for crops from a bare landmark box.
+LANDMARK_BOX_TOP_SHIFT = TOP_SHIFT['300W'] / 160.4
+
+
+def landmark_box_transform(box, output_size=128):
+    """The protocol crop expressed on a landmark box (x1, y1, x2, y2) without alignment: its
+    top raised by LANDMARK_BOX_TOP_SHIFT of its height, then the 1.2 x max(w, h) square."""
+    box = np.array(box, dtype=np.float64)
+    box[1] -= LANDMARK_BOX_TOP_SHIFT * (box[3] - box[1])
+    return box_transform(box, output_size)
+
+
+def crop_to_image(points, m_align, m_crop):
+    """Map (..., 2) points from the crop back to the original image through the inverse
+    of the composed warps (composed first, as the original does)."""
+    return warp_points(points, invert_affine(compose_affine(m_align, m_crop)))
+
+
+def image_to_crop(points, m_align, m_crop):
+    return warp_points(points, compose_affine(m_align, m_crop))
