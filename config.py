@@ -61,8 +61,8 @@ TRAINING = {
     'optimizer': 'onadam',
     'exf': 1,
     'ckpt': 1,
-    # Crop top shift of the validation targets; None: each target's own (SPEC 3, by file
-    # name). Set it to the --top-shift the validation records were packed with.
+    # Crop top shift of the validation targets; None: each target's own (by file name,
+    # docs/protocol.md §3.1). Set it to the --top-shift the validation records were packed with.
     'val_top_shift': None,
 }
 

@@ -1,5 +1,5 @@
-"""One record image -> network-input crops: training augmentation (SPEC 2) or the validation
-crop (SPEC 3), with every random draw taken from an explicit numpy RandomState."""
+"""One record image -> network-input crops: training augmentation (docs/data-format.md §5) or
+the validation crop (docs/protocol.md §3), every random draw from an explicit RandomState."""
 from collections import namedtuple
 
 import cv2
@@ -75,7 +75,7 @@ def augment(image, points, rng, input_size=128, label_size=64, base_scale=256, c
 
 
 def validation_crop(image, points, top_shift, input_size=128, label_size=64):
-    """The SPEC 3 evaluation crop of one record image; points are the ground truth's round
+    """The evaluation protocol crop of one record image; points are the ground truth's round
     trip into the crop (unrounded)."""
     crop, m_align, m_crop = protocol_crop(image, points, top_shift, input_size)
     transform = compose_affine(m_align, m_crop)

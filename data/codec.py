@@ -4,8 +4,9 @@
 A point (x, y) in the network input (128 x 128) becomes, on a 64 x 64 map, the integer cell
 int(pt * 64 / 128) with an unnormalised Gaussian (sigma 1, peak 20) in the 7 x 7 window
 around it. `HeatmapCodec` binds these functions to one network geometry, built from the config
-(or read off a model), so encoder and decoder cannot disagree on the sizes. The compiled kernels in cxx/heatmap.pyx are used when built; the numpy versions
-here are their reference and the fallback.
+(or read off a model), so encoder and decoder cannot disagree on the sizes. The compiled
+kernels in cxx/heatmap.pyx are used when built; the numpy versions here are their reference
+and the fallback.
 """
 from dataclasses import dataclass
 

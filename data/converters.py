@@ -1,14 +1,14 @@
-"""Packing annotated face images into the toolkit's RecordIO data sets (SPEC 2).
+"""Packing annotated face images into the toolkit's RecordIO data sets (docs/data-format.md §4).
 
 Record convention (`data.geometry.record_transform`, docs/data-format.md). A record holds the
 face exactly as the evaluation protocol crops it, at twice the size and with context around
 it, so the training crop at scale ratio 1 and no rotation is the protocol crop of that face
-and a network is trained on the geometry it is evaluated on. (A first version stored the template alignment alone: the
-protocol box then sat about 5 crop pixels lower and 6-11% larger than in training crops, and a
-300-W model's NME on protocol crops was twice that on training-style crops of the same faces.)
+and a network is trained on the geometry it is evaluated on. (A first version stored the
+template alignment alone: the protocol box then sat about 5 crop pixels lower and 6-11% larger than in
+training crops, and a 300-W model's NME on protocol crops was twice that on training-style crops of the same faces.)
 `top_shift` defaults to the shift `FaceSegIter` validates this toolkit's own splits with
 (`DEFAULT_TOP_SHIFT`); pack with a test set's shift (40 for 300W) to train for that protocol.
-Rotation is removed by the alignment; training augmentation adds it back (SPEC 2).
+Rotation is removed by the alignment; training augmentation adds it back (docs/data-format.md §5).
 """
 import collections
 import contextlib

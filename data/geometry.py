@@ -131,15 +131,16 @@ def box_transform(box, output_size, margin=BOX_MARGIN):
 
 
 def protocol_box(aligned_points, top_shift):
-    """SPEC 3 step 2's box of five-point aligned points: min/max, top moved up by `top_shift`
-    (not past 0)."""
+    """The protocol box (docs/protocol.md §3.1) of five-point aligned points: min/max, top
+    moved up by `top_shift` (not past 0)."""
     box = np.concatenate([aligned_points.min(axis=0), aligned_points.max(axis=0)])
     box[1] = 0 if box[1] < top_shift else box[1] - top_shift
     return box
 
 
 def protocol_transforms(gt_points_xy, top_shift, output_size=128):
-    """(M_align, M_crop) of SPEC 3 steps 1-2 for x/y ground-truth points."""
+    """(M_align, M_crop) of the protocol crop (docs/protocol.md §2-§3) for x/y ground-truth
+    points."""
     points = np.asarray(gt_points_xy, dtype=np.float32)
     m_align = similarity_transform(five_points(points).astype(np.float32), ALIGN_TEMPLATE)
     aligned_points = warp_points(points, m_align).astype(np.float32)
@@ -147,7 +148,7 @@ def protocol_transforms(gt_points_xy, top_shift, output_size=128):
 
 
 def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
-    """SPEC 3 steps 1-2 on one record image.
+    """The protocol crop of one record image (docs/protocol.md §2-§3).
 
     Similarity-aligns the image so the ground truth's five points land on ALIGN_TEMPLATE
     (384 x 384 output), then crops the aligned ground truth's box, its top moved up by

@@ -1,7 +1,7 @@
 """FaceSegIter: batches of network inputs and targets from a RecordIO data set.
 
-Semantics of the original toolkit's iterator (SPEC 2): training crops with rotation, scale and
-flip augmentation, heatmap (or coordinate) targets, `exf` copies of the data per epoch, and
+Semantics of the original toolkit's iterator (docs/data-format.md §5-§7): training crops with
+rotation, scale and flip augmentation, heatmap (or coordinate) targets, `exf` copies of the data per epoch, and
 coherent pairs (flipped copies in the second half of each device's batch) for the flip-
 consistency loss. Decoding and augmentation run in worker processes; batches are assembled in
 numpy and handed to MXNet without a copy. Bad records are skipped, counted, and reported at the
@@ -28,9 +28,9 @@ class FaceSegIter(mx.io.DataIter):
 
     data: (N, 3, S, S) float32 RGB 0..255 crops (S = cfg['input_img_size']). label
     `softmax_label`: (N, 68, L, L) heatmaps (L = cfg['output_label_size']), or with
-    cfg['losstype'] != 'heatmap' (N, 68, 2) x/y divided by S. aug_level > 0 augments (SPEC 2);
-    aug_level 0 yields the SPEC 3 evaluation crops with the box top shift of the file's data
-    set (or `top_shift`). `shuffle` (default: when augmenting, as the original) reorders the
+    cfg['losstype'] != 'heatmap' (N, 68, 2) x/y divided by S. aug_level > 0 augments
+    (docs/data-format.md §5); aug_level 0 yields the protocol's evaluation crops
+    (docs/protocol.md §3) with the box top shift of the file's data set (or `top_shift`). `shuffle` (default: when augmenting, as the original) reorders the
     records every epoch.
 
     Each batch also carries `index` (record keys), `points` ((N, 68, 2) x/y landmarks in crop

@@ -27,7 +27,8 @@ CHUNK_TIMEOUT_S = 600
 class SampleLoader:
     """Reads, decodes and crops single records; picklable, so it runs in worker processes.
 
-    aug_level > 0: training augmentation; 0: the SPEC 3 validation crop with `top_shift`.
+    aug_level > 0: training augmentation; 0: the protocol crop (docs/protocol.md §3) with
+    `top_shift`.
     Images come out RGB, as the original's MXNet decoder delivered them.
     """
 

@@ -19,8 +19,8 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 @dataclass
 class AlignedFace:
     """One face: detector box (x1, y1, x2, y2) and score, 68 (x, y) landmarks in the original
-    image, the BGR crop the network saw (input size x input size) and `crop_transform`, the 2 x 3 map from
-    image to crop pixels."""
+    image, the BGR crop the network saw (input size x input size) and `crop_transform`, the
+    2 x 3 map from image to crop pixels."""
     box: np.ndarray
     score: float
     landmarks: np.ndarray

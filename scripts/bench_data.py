@@ -12,8 +12,9 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from config import generate_config  # noqa: E402
-from scripts.original_data import baseline_samples_per_second, iterator_samples_per_second  # noqa: E402
 from data.converters import pack_pts_folder  # noqa: E402
+from scripts.original_data import (baseline_samples_per_second,  # noqa: E402
+                                   iterator_samples_per_second)
 
 DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared', 'data', '300w-train')

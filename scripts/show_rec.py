@@ -18,7 +18,7 @@ def main():
     parser.add_argument('--count', type=int, default=8, help='records to show')
     parser.add_argument('--seed', type=int, default=0, help='augmentation seed')
     parser.add_argument('--aug-level', type=int, default=1,
-                        help='1: training augmentation, 0: evaluation (SPEC 3) crops')
+                        help='1: training augmentation, 0: evaluation (docs/protocol.md) crops')
     parser.add_argument('--dataset', default='i2d', help='data-set preset (label layout)')
     args = parser.parse_args()
     configure_logging()

@@ -91,9 +91,9 @@ def test_training_crop_of_a_record_is_the_protocol_crop_whatever_the_pose():
     for top_shift in (30, 40):
         to_record = geometry.record_transform(points, top_shift=top_shift)
         record_points = warp_points(points, to_record)
-        # The unrotated training crop at scale ratio 1 (SPEC 2) ...
+        # The unrotated training crop at scale ratio 1 (docs/data-format.md §5) ...
         training_crop = crop_transform((192, 192), 128, 256, 0)
-        # ... of the record equals the protocol crop (SPEC 3) of the source image.
+        # ... of the record equals the protocol crop (docs/protocol.md §3) of the source image.
         m_align, m_crop = protocol_transforms(points, top_shift)
         np.testing.assert_allclose(warp_points(record_points, training_crop),
                                    warp_points(points, compose_affine(m_align, m_crop)),

@@ -1,4 +1,5 @@
-"""Evaluation protocol (docs/protocol.md) and the evaluate.py CLI, on a tiny random-weight network."""
+"""Evaluation protocol (docs/protocol.md) and the evaluate.py CLI, on a tiny random-weight
+network."""
 import json
 import os
 import re

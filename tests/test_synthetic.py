@@ -10,7 +10,7 @@ import pytest
 from data import synthetic
 from data.landmarks import FLIP_ORDER
 from data.recordio import label_to_points, unpack_record
-from data.synthetic_face import make_head, sample_params
+from data.synthetic.face import make_head, sample_params
 from scripts import make_synthetic
 
 SIZE = synthetic.RECORD_SIZE

@@ -1,6 +1,6 @@
 """Built-in synthetic data set: photo-like rendered faces with 68 iBUG landmarks, packed as
-the toolkit's RecordIO splits (SPEC 2), so demos, training runs and tests work without any
-download.
+the toolkit's RecordIO splits (docs/data-format.md), so demos, training runs and tests work
+without any download.
 
 Every face is drawn from its own RandomState seeded by (seed, split, index), so a split is the
 same whatever the number of worker processes. The record crop is the real data sets' one
@@ -8,8 +8,8 @@ same whatever the number of worker processes. The record crop is the real data s
 mouth corners). The '2d' and '3d' data sets of one seed draw the same faces, except that '2d'
 keeps the yaw within MAX_YAW['2d'], and differ in the jaw labels.
 
-The head model is data/synthetic_face.py, the renderer data/synthetic_render.py (with the
-painted facial features in data/synthetic_features.py).
+The head model is data/synthetic/face.py, the renderer data/synthetic/render.py (with the
+painted facial features in data/synthetic/features.py).
 """
 import ctypes
 import fcntl
@@ -24,12 +24,12 @@ import numpy as np
 from config import BASE
 from console import progress as progress_bar
 
-from .geometry import DEFAULT_TOP_SHIFT, record_transform, warp_points
-from .preview import draw_landmarks, save_png
-from .recordio import RecordWriter, split_paths
-from .synthetic_face import YAW_LIMIT, labels_2d, labels_3d, make_head
-from .synthetic_render import Camera, render
-from .workers import process_pool
+from ..geometry import DEFAULT_TOP_SHIFT, record_transform, warp_points
+from ..preview import draw_landmarks, save_png
+from ..recordio import RecordWriter, split_paths
+from ..workers import process_pool
+from .face import YAW_LIMIT, labels_2d, labels_3d, make_head
+from .render import Camera, render
 
 SPLITS = ('train', 'val', 'test')
 DEFAULT_COUNTS = {'train': 2000, 'val': 200, 'test': 200}

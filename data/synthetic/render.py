@@ -1,8 +1,8 @@
-"""Photo-like rendering of a synthetic head (data/synthetic_face.py) with OpenCV and numpy.
+"""Photo-like rendering of a synthetic head (data/synthetic/face.py) with OpenCV and numpy.
 
 The head and neck surfaces are point-splatted with a z-buffer at half resolution into albedo,
 shading and depth maps; eyes, brows, nostrils, lips and ears are then painted into the albedo
-at full resolution (data/synthetic_features.py), each only where the skin in front of it does
+at full resolution (data/synthetic/features.py), each only where the skin in front of it does
 not hide it (so the far eye disappears behind the nose when the head turns). Shading is applied once to skin and features
 alike, the head is laid over a cluttered background, and occluders and camera degradations
 (blur, noise, JPEG) come last. Colours are float BGR in [0, 1] until the final image.
@@ -12,9 +12,9 @@ import math
 import cv2
 import numpy as np
 
-from .synthetic_face import LEFT_EYE, RIGHT_EYE, project
-from .synthetic_features import (SUBPIXEL_SHIFT, as_three_channels, fixed_point, paint_features,
-                                 smooth_curve, tinted)
+from .face import LEFT_EYE, RIGHT_EYE, project
+from .features import (SUBPIXEL_SHIFT, as_three_channels, fixed_point, paint_features,
+                       smooth_curve, tinted)
 
 # Skin albedos (BGR) from light to dark; a face gets a random blend of two neighbours.
 SKIN_TONES = np.array([[0.66, 0.76, 0.93], [0.55, 0.66, 0.86], [0.42, 0.55, 0.78],

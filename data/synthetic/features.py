@@ -2,14 +2,14 @@
 
 Features (eyes, brows, nostrils, nasolabial folds, lips, ears) are painted into the albedo map
 at full resolution, each only where the splatted skin in front of it does not hide it, so the
-far eye disappears behind the nose as the head turns. See data/synthetic_render.py.
+far eye disappears behind the nose as the head turns. See data/synthetic/render.py.
 """
 import math
 
 import cv2
 import numpy as np
 
-from .synthetic_face import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+from .face import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
 
 # A feature stays visible unless the skin in front of it is nearer by more than this (mm).
 VISIBILITY_TOLERANCE = 9.0
