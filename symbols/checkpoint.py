@@ -46,6 +46,8 @@ def load_params(path):
         blob = mx.nd.load(path)
     except mx.base.MXNetError as err:
         raise ValueError('%s: not an MXNet params file (%s)' % (path, error_line(err))) from None
+    if isinstance(blob, list) and not blob:
+        blob = {}   # MXNet reads an empty dict back as an empty list (parameter-free graph)
     if not isinstance(blob, dict):
         raise ValueError('%s: holds unnamed arrays, expected arg:/aux: names' % path)
     arg, aux = {}, {}
