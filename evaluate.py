@@ -48,6 +48,8 @@ def parse_args(argv=None):
                         help='crop top shift (default: the test set\'s preset, '
                              'docs/protocol.md); for records packed with another '
                              'pack_rec.py --top-shift')
+    parser.add_argument('--flip-test', action='store_true',
+                        help='average each crop\'s heatmaps with its mirror image\'s')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--output', default=None,
                         help='folder for results JSON and CED plot (default outputs/eval)')
@@ -72,7 +74,7 @@ def main(argv=None):
             raise ValueError('--batch-size must be at least 1, got %d' % args.batch_size)
         ctx = context_for_gpu(args.gpu)
         model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
-                                   batch_size=args.batch_size)
+                                   batch_size=args.batch_size, flip_test=args.flip_test)
         detector = None
         if args.use_essh:
             detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)

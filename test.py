@@ -31,6 +31,8 @@ def parse_args(argv=None):
                         help='folder for annotated PNGs / videos and JSON results')
     parser.add_argument('--essh-dir', default='essh-model',
                         help='ESSH checkpoint folder (OpenCV cascade when it is missing)')
+    parser.add_argument('--flip-test', action='store_true',
+                        help='average each face with its mirror image (twice the network work)')
     parser.add_argument('--show', action='store_true', help='also show results in a window')
     return parser.parse_args(argv)
 
@@ -56,7 +58,7 @@ def main(argv=None):
             raise ValueError('no images or videos in %s' % ', '.join(args.image))
         os.makedirs(args.output, exist_ok=True)
         aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
-                              essh_dir=args.essh_dir)
+                              essh_dir=args.essh_dir, flip_test=args.flip_test)
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2

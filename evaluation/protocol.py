@@ -35,6 +35,7 @@ class EvaluationResult:
     skipped: list = field(default_factory=list)   # (record id, reason)
     detector: str = ''
     top_shift: int = None   # of the ground-truth crop; None with a detector
+    flip_test: bool = False
 
     @property
     def normaliser(self):
@@ -76,6 +77,7 @@ class EvaluationResult:
         has_images = bool(self.record_ids)
         out = {'dataset': self.dataset, 'landmark_type': self.landmark_type,
                'normaliser': self.normaliser, 'decode': self.decode,
+               'flip_test': self.flip_test,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -123,7 +125,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     codec = predictor.codec(decode)
     reader, rec_file = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
-                              detector=getattr(detector, 'name', ''), top_shift=top_shift)
+                              detector=getattr(detector, 'name', ''), top_shift=top_shift,
+                              flip_test=getattr(predictor, 'flip_test', False))
     predictions, ground_truth = [], []
     pending = []   # (record id, crop, M_align, M_crop, gt points)
 

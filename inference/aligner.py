@@ -42,14 +42,14 @@ class FaceAligner:
     the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
     anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects; by default
     the ESSH detector from `essh_dir`, or OpenCV's cascade when that is missing (the choice is
-    logged).
+    logged). `flip_test` averages each face's maps with those of its mirror image (FlipTest).
     """
 
     def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir='essh-model',
-                 backend='mxnet'):
+                 backend='mxnet', flip_test=False):
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
-                                        batch_size=batch_size)
+                                        batch_size=batch_size, flip_test=flip_test)
         self.codec = self.model.codec(decode)
         if detector is None:
             detector = essh.load_detector(essh_dir, ctx=ctx, fallback=True)

@@ -6,6 +6,7 @@ import mxnet as mx
 import numpy as np
 
 from data.codec import HeatmapCodec
+from data.landmarks import FLIP_ORDER
 from symbols.checkpoint import (checked_params, error_line, load_inference_checkpoint,
                                 network_sizes, params_path, symbol_path)
 
@@ -89,13 +90,43 @@ class HeatmapModel:
         return np.concatenate(outputs)
 
 
+class FlipTest:
+    """Flip test-time augmentation around any predictor: each crop and its mirror image go
+    through the network together, and the mirror's maps, flipped back and renumbered with the
+    68-point mirror permutation (as training flips its targets), are averaged with the crop's."""
+    flip_test = True   # what evaluation results record
+
+    def __init__(self, model):
+        self.model = model
+        self.input_size, self.heatmap_size = model.input_size, model.heatmap_size
+
+    def codec(self, decode='argmax'):
+        return self.model.codec(decode)
+
+    def predict(self, crops_bgr):
+        crops = np.asarray(crops_bgr)
+        maps = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]))
+        count = len(crops)
+        if maps.shape[1] != len(FLIP_ORDER):
+            raise ValueError('flip test needs the 68-point mirror permutation, the model '
+                             'predicts %d maps' % maps.shape[1])
+        return (maps[:count] + maps[count:, FLIP_ORDER, :, ::-1]) / 2
+
+
 BACKENDS = ('mxnet', 'onnxruntime')
 
 
-def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16):
+def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16,
+                       flip_test=False):
     """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
     'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
-    checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend."""
+    checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend.
+    `flip_test` wraps the predictor in FlipTest."""
+    model = _load_backend(prefix, epoch, backend, ctx, batch_size)
+    return FlipTest(model) if flip_test else model
+
+
+def _load_backend(prefix, epoch, backend, ctx, batch_size):
     if backend == 'mxnet':
         return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size)
     if backend != 'onnxruntime':
