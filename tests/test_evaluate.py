@@ -2,7 +2,6 @@
 network."""
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -10,63 +9,16 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, real_face_folders
+from helpers import NME_LINE, save_tiny_model, synthetic_face_points, write_synthetic_rec
 
 import essh
-import symbols
 from data.codec import HeatmapCodec, encode_heatmaps
 from data.geometry import TOP_SHIFT, image_to_crop, protocol_crop
 from data.landmarks import five_points
-from data.recordio import RecordWriter, split_paths, unpack_record
+from data.recordio import split_paths, unpack_record
 from evaluation import metrics
 from evaluation.protocol import evaluate_rec
-
-SMOKE_2D = os.path.join(SHARED_DATA, 'smoke-2d')
-NME_LINE = re.compile(r'^nme on (\S+) is (\d+\.\d{3})%$', re.M)
-
-
-def save_tiny_model(prefix):
-    """A small random-initialised hg2d3-cab checkpoint in the original's Module format."""
-    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
-    module = mx.mod.Module(symbol, data_names=['data'], label_names=['softmax_label'])
-    module.bind(data_shapes=[('data', (1, 3, 128, 128))],
-                label_shapes=[('softmax_label', (1, 68, 64, 64))])
-    module.init_params(symbols.initializer())
-    arg_params, aux_params = module.get_params()
-    mx.model.save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
-    return prefix
-
-
-def synthetic_face_points(shift=(0.0, 0.0), scale=1.0):
-    """A plausible 68-point face (x, y) centred in a 384 record image."""
-    def ellipse(cx, cy, rx, ry, angles):
-        return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
-    parts = [
-        ellipse(192, 190, 95, 115, np.linspace(np.pi, 0, 17)),                     # jaw
-        np.stack([np.linspace(118, 172, 5), np.full(5, 138.3)], axis=1),            # brows
-        np.stack([np.linspace(212, 266, 5), np.full(5, 138.7)], axis=1),
-        np.stack([np.full(4, 192.2), np.linspace(160, 214, 4)], axis=1),            # nose
-        np.stack([np.linspace(171, 213, 5), np.full(5, 226.6)], axis=1),
-        ellipse(146.4, 164.6, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),  # eyes
-        ellipse(237.7, 165.4, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),
-        ellipse(192.3, 262.5, 36, 15, np.linspace(np.pi, -np.pi, 12, endpoint=False)),  # mouth
-        ellipse(192.3, 262.5, 24, 6, np.linspace(np.pi, -np.pi, 8, endpoint=False)),
-    ]
-    points = np.concatenate(parts)
-    return (points - 192) * scale + 192 + np.asarray(shift)
-
-
-def write_synthetic_rec(prefix, count=5, seed=0):
-    """`count` records of a drawn face, each slightly moved and scaled."""
-    rng = np.random.RandomState(seed)
-    with RecordWriter(prefix) as writer:
-        for _ in range(count):
-            points = synthetic_face_points(rng.uniform(-6, 6, 2), rng.uniform(0.9, 1.05))
-            image = rng.randint(0, 60, (384, 384, 3)).astype(np.uint8)
-            for x, y in points:
-                image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = 230
-            writer.write(image, points)
-    return writer.rec_path
 
 
 def crop_ground_truth(rec_path, dataset, top_shift=None):
@@ -241,12 +193,10 @@ def run_cli(script, *args):
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix):
-    if os.path.isdir(SMOKE_2D):
-        from data.converters import pack_pts_folder
-        rec_path = pack_pts_folder(SMOKE_2D, str(tmp_path / 'data'), split='ibug').paths['ibug']
-    else:
-        rec_path = write_synthetic_rec(str(tmp_path / 'data' / 'ibug'), count=4)
+@pytest.mark.parametrize('faces', real_face_folders())
+def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix, faces):
+    from data.converters import pack_pts_folder
+    rec_path = pack_pts_folder(faces, str(tmp_path / 'data'), split='ibug').paths['ibug']
     out = tmp_path / 'out'
     proc = run_cli('evaluate.py', '--dataset', 'ibug', '--rec', rec_path, '--prefix',
                    tiny_prefix, '--epoch', '0', '--gpu', '-1', '--landmark-type', '2d',

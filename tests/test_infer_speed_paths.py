@@ -3,42 +3,13 @@ executors, the MKLDNN-fused graphs and the benchmark that compares them."""
 import numpy as np
 import pytest
 
-import symbols
+from helpers import face_like_crops, save_tiny_checkpoint
+
 from data.codec import decode_heatmaps
 from scripts.original_infer import PerFaceBaseline
 from scripts.infer_timing import ORIGINAL, UNFUSED, benchmark_checkpoint, format_timings
 from inference.model import HeatmapModel
 from scripts import bench_infer
-from symbols.checkpoint import save_checkpoint
-
-
-def save_tiny_checkpoint(prefix, seed=0):
-    """A small hg2d3-cab checkpoint with random weights and random BatchNorm statistics (so
-    that folding BN into convolutions changes the arithmetic); returns the prefix."""
-    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
-    arg_params, aux_params = symbols.init_params(symbol, (1, 3, 128, 128))
-    rng = np.random.RandomState(seed)
-    for params in (arg_params, aux_params):
-        for name, value in params.items():
-            if name.endswith(('_moving_var', '_gamma')):
-                params[name][:] = rng.uniform(0.5, 1.5, value.shape)
-            elif name.endswith(('_moving_mean', '_beta')):
-                params[name][:] = rng.normal(0.0, 0.1, value.shape)
-    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
-    return prefix
-
-
-def face_like_crops(count, seed=0):
-    """Smooth, bright-centred crops (heatmap peaks are less tied than on white noise)."""
-    rng = np.random.RandomState(seed)
-    yy, xx = np.mgrid[:128, :128]
-    crops = []
-    for _ in range(count):
-        cx, cy = rng.uniform(40, 88, 2)
-        blob = 200 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 30.0 ** 2))
-        noise = rng.randint(0, 40, (128, 128, 3))
-        crops.append(np.clip(blob[..., None] + noise, 0, 255).astype(np.uint8))
-    return np.stack(crops)
 
 
 @pytest.fixture(scope='module')

@@ -4,7 +4,7 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import real_face_folders
 
 from config import generate_config
 from data.iterator import FaceSegIter
@@ -190,11 +190,10 @@ def test_record_reader_joins_records_split_at_the_magic_word(tmp_path):
     assert scan_offsets(rec) == records.offsets
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(SHARED_DATA, 'smoke-2d')),
-                    reason='shared smoke-2d data not present')
-def test_real_faces_from_smoke_2d(tmp_path, cfg):
+@pytest.mark.parametrize('faces', real_face_folders())
+def test_real_faces(tmp_path, cfg, faces):
     converters = pytest.importorskip('data.converters')
-    summary = converters.pack_pts_folder(os.path.join(SHARED_DATA, 'smoke-2d'), str(tmp_path))
+    summary = converters.pack_pts_folder(faces, str(tmp_path))
     rec = summary.paths['train']
     val = FaceSegIter(rec, 4, cfg, aug_level=0, shuffle=False, num_workers=0)
     train = FaceSegIter(rec, 4, cfg, num_workers=0)

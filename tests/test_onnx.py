@@ -4,6 +4,8 @@ import onnx
 import onnxruntime
 import pytest
 
+from helpers import NME_LINE, face_like_crops, save_tiny_checkpoint, write_synthetic_rec
+
 import essh
 import symbols
 from data.codec import decode_heatmaps
@@ -14,7 +16,6 @@ from inference.model import load_heatmap_model
 from inference.onnx_model import OnnxHeatmapModel
 from scripts import export_onnx
 from symbols.checkpoint import save_checkpoint
-from test_infer_speed_paths import face_like_crops, save_tiny_checkpoint
 
 
 class FixedBoxDetector:
@@ -134,7 +135,6 @@ def test_untranslatable_operator_is_a_clear_error(tmp_path):
 
 def test_int8_export_quantizes_convolutions_and_tracks_float(tiny_prefix, dynamic_onnx,
                                                             tmp_path):
-    from test_evaluate import write_synthetic_rec
     rec = write_synthetic_rec(str(tmp_path / 'calibration'), count=6)
     int8_path = str(tmp_path / 'int8.onnx')
     assert export_onnx.main(['--prefix', tiny_prefix, '--output', int8_path,
@@ -172,7 +172,6 @@ def test_int8_calibration_problems_are_one_line_errors(tiny_prefix, tmp_path, ca
 
 def test_evaluate_cli_runs_an_onnx_file(tiny_prefix, dynamic_onnx, tmp_path, capsys):
     import evaluate
-    from test_evaluate import NME_LINE, write_synthetic_rec
     rec = write_synthetic_rec(str(tmp_path / 'ibug'), count=4)
     lines = []
     for model in (['--prefix', tiny_prefix], ['--prefix', dynamic_onnx, '--backend',

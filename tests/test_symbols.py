@@ -1,6 +1,11 @@
-"""Builder options, checkpoints and the Gluon view of the heatmap networks."""
+"""Builder options, checkpoints and the Gluon view of the heatmap networks.
+
+`test_every_option_trains_one_step` runs a pairwise-covering set of the builder options (every
+value of every option meets every value of every other option in some case; ~20 cases).
+FULL_OPTION_MATRIX=1 (`make test-all`) runs the full product instead (384 cases, ~8 min)."""
 import itertools
 import json
+import os
 
 import mxnet as mx
 import numpy as np
@@ -9,8 +14,42 @@ import pytest
 import config
 import symbols
 
-OPTIONS = list(itertools.product(['resnet', 'inception', 'hpm', 'cab'], [0, 1, 2], [0, 1, 2, 3],
-                                 [False, True], [(128, 64), (256, 64)], ['l2', 'ce']))
+OPTION_VALUES = [
+    ('block', ['resnet', 'inception', 'hpm', 'cab']),
+    ('sat', [0, 1, 2]),
+    ('dcn', [0, 1, 2, 3]),
+    ('coherent', [False, True]),
+    ('size', [(128, 64), (256, 64)]),
+    ('loss', ['l2', 'ce']),
+]
+FULL_OPTIONS = list(itertools.product(*(values for _, values in OPTION_VALUES)))
+
+
+def value_pairs(case):
+    """The (option index, value, option index, value) pairs that one case exercises."""
+    return {(i, case[i], j, case[j]) for i, j in itertools.combinations(range(len(case)), 2)}
+
+
+def pairwise_cases(candidates):
+    """Greedy all-pairs selection, deterministic: repeatedly take the first candidate (in the
+    given order) that covers the most value pairs not covered yet, until all are."""
+    uncovered = set().union(*(value_pairs(case) for case in candidates))
+    cases = []
+    while uncovered:
+        best = max(candidates, key=lambda case: len(value_pairs(case) & uncovered))
+        cases.append(best)
+        uncovered -= value_pairs(best)
+    return cases
+
+
+def case_id(case):
+    block, sat, dcn, coherent, size, loss = case
+    return '%s-sat%d-dcn%d-coherent%d-%d-%s' % (block, sat, dcn, coherent, size[0], loss)
+
+
+PAIRWISE_OPTIONS = pairwise_cases(FULL_OPTIONS)
+FULL_OPTION_MATRIX = os.environ.get('FULL_OPTION_MATRIX', '') not in ('', '0')
+OPTIONS = FULL_OPTIONS if FULL_OPTION_MATRIX else PAIRWISE_OPTIONS
 
 
 def tiny_config(**overrides):
@@ -36,7 +75,8 @@ def random_batch(batch, input_size=128, seed=0):
         [mx.nd.array(rng.uniform(0, 1, (batch, 68, 64, 64)))])
 
 
-@pytest.mark.parametrize('block,sat,dcn,coherent,size,loss', OPTIONS)
+@pytest.mark.parametrize('block,sat,dcn,coherent,size,loss', OPTIONS,
+                         ids=[case_id(case) for case in OPTIONS])
 def test_every_option_trains_one_step(block, sat, dcn, coherent, size, loss):
     cfg = tiny_config(net_block=block, net_sat=sat, net_dcn=dcn, net_coherent=coherent,
                       input_img_size=size[0], output_label_size=size[1], net_loss=loss)
@@ -54,6 +94,24 @@ def test_every_option_trains_one_step(block, sat, dcn, coherent, size, loss):
     grads = [g[0].asnumpy() for g in mod._exec_group.grad_arrays]
     assert all(np.isfinite(g).all() for g in grads)
     assert any(np.abs(g).sum() > 0 for g in grads)
+
+
+def test_pairwise_options_cover_every_pair_of_values():
+    # Every pair of values of two different options, enumerated from the option lists alone.
+    wanted = {(i, a, j, b)
+              for (i, (_, first)), (j, (_, second)) in itertools.combinations(
+                  enumerate(OPTION_VALUES), 2)
+              for a in first for b in second}
+    assert len(wanted) == 118
+    covered = set().union(*(value_pairs(case) for case in PAIRWISE_OPTIONS))
+    assert covered == wanted
+    # Real, distinct cases of the full product, and far fewer of them: at least 4 x 4 (block x
+    # dcn) are needed; the greedy choice is deterministic.
+    assert len(set(PAIRWISE_OPTIONS)) == len(PAIRWISE_OPTIONS)
+    assert set(PAIRWISE_OPTIONS) <= set(FULL_OPTIONS) and len(FULL_OPTIONS) == 384
+    assert 16 <= len(PAIRWISE_OPTIONS) <= 25
+    assert pairwise_cases(FULL_OPTIONS) == PAIRWISE_OPTIONS
+    assert OPTIONS == (FULL_OPTIONS if FULL_OPTION_MATRIX else PAIRWISE_OPTIONS)
 
 
 def test_coherent_needs_even_batch():

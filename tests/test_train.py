@@ -2,7 +2,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import mxnet as mx
@@ -12,6 +11,7 @@ import pytest
 import config
 import train
 from conftest import ROOT
+from helpers import train_command
 from data.codec import encode_heatmaps
 from training import Trainer, TrainingDiverged
 from training.trainer import seed_everything
@@ -104,21 +104,6 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     saved = sorted(p.name for p in tmp_path.iterdir())
     assert saved == ['model-curves.png', 'model-log.jsonl', 'model-resume-00000002.params',
                      'model-resume-00000002.states', 'model-state.json']
-
-
-@pytest.fixture(scope='module')
-def synth_dir(tmp_path_factory):
-    from data.synthetic import ensure_synthetic
-    data_dir = str(tmp_path_factory.mktemp('synth2d'))
-    ensure_synthetic(data_dir, counts={'train': 32, 'val': 8, 'test': 4}, workers=1)
-    return data_dir
-
-
-def train_command(data_dir, prefix, *extra):
-    return [sys.executable, os.path.join(ROOT, 'train.py'), '--dataset', 'synth2d',
-            '--data-dir', data_dir, '--prefix', str(prefix), '--multiplier', '0.125',
-            '--net-n', '1', '--net-stacks', '1', '--per-batch-size', '4', '--lr', '1e-3',
-            '--num-workers', '0', '--frequent', '1', '--gpus', ''] + list(extra)
 
 
 def wait_for_batch(prefix, batch, proc, timeout=90):

