@@ -54,7 +54,7 @@ def held_out_rec(tmp_path_factory):
 def test_shipped_model_on_fixture_faces(tmp_path):
     rec = pack_pts_folder(FIXTURE_FACES, str(tmp_path), split='300W').paths['300W']
     result = evaluate_rec(HeatmapModel(SHIPPED, 0, ctx=mx.cpu()), rec, '300W', '2d',
-                          progress=False)
+                          TOP_SHIFT['300W'], progress=False)
     assert len(result.record_ids) == 4 and not result.skipped
     assert result.mean_nme < FIXTURE_NME_BOUND
 
