@@ -2,7 +2,9 @@
 baseline that follows the original toolkit's per-sample steps, measured in the same run.
 
 Without --rec, the first --pack-count faces of a `.pts` folder (default: the shared 300-W
-training faces) are packed into a temporary `.rec` first.
+training faces) are packed into a temporary `.rec` first. The load average is printed before
+and after the measurements: on a shared machine the rates move with it, the multi-worker ones
+most.
 """
 import argparse
 import os
@@ -18,6 +20,10 @@ from scripts.original_data import (baseline_samples_per_second,  # noqa: E402
 
 DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared', 'data', '300w-train')
+
+
+def _load():
+    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
 
 
 def _pack_subset(source, count, out_dir):
@@ -44,6 +50,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         try:
             rec = args.rec or _pack_subset(args.source, args.pack_count, tmp)
+            print(_load())
             baseline = baseline_samples_per_second(rec, cfg, args.samples, args.batch_size)
             print('%-40s %8.1f samples/s' % ('original per-sample steps (1 process)', baseline))
             for workers in sorted({0, 1, args.workers}):
@@ -51,6 +58,7 @@ def main():
                                                    workers)
                 name = 'FaceSegIter, %d worker%s' % (workers, '' if workers == 1 else 's')
                 print('%-40s %8.1f samples/s  %5.2fx' % (name, rate, rate / baseline))
+            print(_load())
         except (OSError, ValueError) as err:
             parser.exit(2, 'error: %s\n' % err)
 
