@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import essh
-from data.geometry import (DETECTION_THRESHOLD, compose_affine, crop_detected_face,
-                           crop_to_image)
+from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_detected_face,
+                           crop_to_image, protocol_crop)
 from data.images import to_bgr8
 
 from .model import load_heatmap_model
@@ -14,6 +14,9 @@ from .model import load_heatmap_model
 # The model this repository ships; what FaceAligner(), test.py and evaluate.py use by default.
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              'models', 'hg1d4-resnet-m025-300w', 'model')
+# The box top shift the shipped model's training records were laid out with (300W protocol):
+# the refinement pass crops with it.
+REFINE_TOP_SHIFT = TOP_SHIFT['300W']
 
 
 @dataclass
@@ -43,11 +46,15 @@ class FaceAligner:
     anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects; by default
     the ESSH detector from `essh_dir`, or OpenCV's cascade when that is missing (the choice is
     logged). `flip_test` averages each face's maps with those of its mirror image (FlipTest).
+    `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
+    five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
+    so the network sees the geometry it was trained on whatever box the detector gave.
     """
 
     def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir='essh-model',
-                 backend='mxnet', flip_test=False):
+                 backend='mxnet', flip_test=False, refine=True,
+                 refine_top_shift=REFINE_TOP_SHIFT):
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size, flip_test=flip_test)
         self.codec = self.model.codec(decode)
@@ -55,6 +62,8 @@ class FaceAligner:
             detector = essh.load_detector(essh_dir, ctx=ctx, fallback=True)
         self.detector = detector
         self.threshold = threshold
+        self.refine = refine
+        self.refine_top_shift = refine_top_shift
 
     def get_landmarks(self, image):
         """Faces of one image (grey, BGR or BGRA; 8/16-bit or float); [] when there is none."""
@@ -62,25 +71,40 @@ class FaceAligner:
 
     def get_landmarks_batch(self, images):
         """One list of AlignedFace per image; all faces go through the network together."""
-        faces, crops, maps = [], [], []
-        for index, image in enumerate(images):
-            bgr = to_bgr8(image)
+        faces, crops = [], []
+        bgr_images = [to_bgr8(image) for image in images]
+        for index, bgr in enumerate(bgr_images):
             for face in self.detector.detect(bgr, threshold=self.threshold):
-                crop, m_align, m_crop = crop_detected_face(bgr, face, self.detector,
-                                                           self.threshold,
-                                                           self.codec.input_size)
                 faces.append((index, face))
-                crops.append(crop)
-                maps.append((m_align, m_crop))
+                crops.append(crop_detected_face(bgr, face, self.detector, self.threshold,
+                                                self.codec.input_size))
         results = [[] for _ in images]
         if not crops:
             return results
-        heatmaps = self.model.predict(np.stack(crops))
-        crop_points = self.codec.decode(heatmaps)
-        for (index, face), crop, (m_align, m_crop), points in zip(faces, crops, maps,
-                                                                 crop_points):
+        landmarks = self._landmarks(crops)
+        if self.refine:
+            again = [self._refine_crop(bgr_images[index], points)
+                     for (index, _), points in zip(faces, landmarks)]
+            redo = [i for i, crop in enumerate(again) if crop is not None]
+            if redo:
+                for i, points in zip(redo, self._landmarks([again[i] for i in redo])):
+                    crops[i], landmarks[i] = again[i], points
+        for (index, face), (crop, m_align, m_crop), points in zip(faces, crops, landmarks):
             results[index].append(AlignedFace(
                 box=np.asarray(face.box, dtype=np.float64)[:4], score=float(face.score),
-                landmarks=crop_to_image(points, m_align, m_crop), crop=crop,
-                crop_transform=compose_affine(m_align, m_crop)))
+                landmarks=points, crop=crop, crop_transform=compose_affine(m_align, m_crop)))
         return results
+
+    def _refine_crop(self, bgr, points):
+        """The protocol crop of first-pass landmarks, or None when their five points are
+        degenerate (coincide), which leaves the first pass as the answer."""
+        try:
+            return protocol_crop(bgr, points, self.refine_top_shift, self.codec.input_size)
+        except ValueError:
+            return None
+
+    def _landmarks(self, crops):
+        """Image-pixel landmarks of (crop, M_align, M_crop) triples, all in one forward."""
+        points = self.codec.decode(self.model.predict(np.stack([c[0] for c in crops])))
+        return [crop_to_image(p, m_align, m_crop)
+                for p, (_, m_align, m_crop) in zip(points, crops)]

