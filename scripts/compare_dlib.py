@@ -21,7 +21,10 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from console import configure_logging  # noqa: E402
+from data.geometry import TOP_SHIFT  # noqa: E402
+from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
+from inference.aligner import DEFAULT_MODEL  # noqa: E402
 from scripts.dlib_peer import (compare_with_dlib, load_dlib_predictor,  # noqa: E402
                                measure_dlib_box_convention)
 
@@ -30,12 +33,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--rec', help='packed test set (.rec with its .idx)')
-    parser.add_argument('--prefix',
-                        help='checkpoint prefix (or a .onnx file with --backend onnxruntime)')
+    parser.add_argument('--prefix', default=DEFAULT_MODEL,
+                        help='checkpoint prefix (or a .onnx file with --backend onnxruntime); '
+                             'default: the shipped model')
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--landmark-type', choices=('2d', '3d'), default='2d')
     parser.add_argument('--backend', choices=BACKENDS, default='mxnet')
     parser.add_argument('--decode', choices=('subpixel', 'argmax'), default='subpixel')
+    parser.add_argument('--flip-test', action='store_true',
+                        help='our model averages each crop with its mirror image')
+    parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
+                        help='protocol box top shift of the original-protocol line (300W: 40)')
     parser.add_argument('--dlib-model', help="dlib shape predictor .dat (default: "
                         "face_recognition_models' 68-point model)")
     parser.add_argument('--measure-dlib-boxes', metavar='TRAIN_REC',
@@ -52,11 +60,16 @@ def main(argv=None):
         print('dlib detector box over %d faces: centre offset %+.3f w, %+.3f h; size %.3f w x '
               '%.3f h' % ((matched,) + convention))
         return 0
-    if not args.rec or not args.prefix:
-        parser.error('--rec and --prefix are required')
+    if not args.rec:
+        parser.error('--rec is required')
     try:
         dlib_landmarks = load_dlib_predictor(args.dlib_model)
-        model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1)
+        model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1,
+                                   flip_test=args.flip_test)
+        protocol = evaluate_rec(model, args.rec, os.path.basename(args.rec),
+                                args.landmark_type, args.top_shift, progress=False)
+        print('original protocol (ground-truth crop, argmax, top shift %d): ours %.3f%% on %d '
+              'faces' % (args.top_shift, protocol.mean_nme * 100, len(protocol.record_ids)))
         result = compare_with_dlib(model, dlib_landmarks, args.rec, args.landmark_type,
                                    args.decode)
     except ValueError as exc:
