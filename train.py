@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument('--val-top-shift', type=int, help='crop top shift for validation (default: '
                    'by target name, 30 for names outside the test sets); match pack_rec.py '
                    '--top-shift')
+    p.add_argument('--force', action='store_true',
+                   help='start over on a --prefix that holds an earlier run, replacing it')
     p.add_argument('--max-steps', type=int, help='stop after this many batches in total')
     return p.parse_args(argv)
 
@@ -78,7 +80,7 @@ def main(argv=None):
         cfg = build_config(args)
         contexts = parse_contexts(args.gpus)
         summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
-                      seed=args.seed, max_batches=args.max_steps)
+                      seed=args.seed, max_batches=args.max_steps, force=args.force)
     except ValueError as err:
         print('error: %s' % err, file=sys.stderr)
         return 2

@@ -54,7 +54,8 @@ def synthetic_demo(output_dir, steps):
     _, val_recs = data_paths(cfg)
     test_rec = os.path.join(cfg['data_dir'], 'test.rec')
     print('before fine-tuning, synthetic test set:', evaluate(SHIPPED_PREFIX, 0, test_rec))
-    summary = fit(cfg, [mx.cpu()], num_workers=1, max_batches=steps)
+    # The demo's own scratch run: a second `make demo` starts it over.
+    summary = fit(cfg, [mx.cpu()], num_workers=1, max_batches=steps, force=True)
     saved = summary['last_saved']
     epoch = int(saved.rsplit('-', 1)[1].split('.')[0])
     print('after %d steps, synthetic test set: %s' % (steps, evaluate(prefix, epoch, test_rec)))

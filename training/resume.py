@@ -36,6 +36,20 @@ def save_resume_state(prefix, module, state, with_optimizer):
                 os.remove(os.path.join(directory, name))
 
 
+def resume_files(prefix):
+    """The resume state's files that exist: the JSON and the weights/states it names."""
+    path = state_path(prefix)
+    if not os.path.exists(path):
+        return []
+    try:
+        state = _read_state(path)
+    except ValueError:
+        return [path]
+    directory = os.path.dirname(os.path.abspath(prefix))
+    named = [os.path.join(directory, state[key]) for key in ('params', 'states') if state.get(key)]
+    return [path] + [name for name in named if os.path.exists(name)]
+
+
 def load_resume_state(prefix):
     """(state dict, arg_params, aux_params, optimizer-states path or None) of a run to resume."""
     path = state_path(prefix)

@@ -32,8 +32,9 @@ def data_paths(cfg):
     return train, targets
 
 
-def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=None):
-    """Train `cfg` on `contexts` (a list of mx.Context); returns Trainer.run's summary."""
+def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=None, force=False):
+    """Train `cfg` on `contexts` (a list of mx.Context); returns Trainer.run's summary.
+    A fresh run refuses a prefix that holds an earlier run unless `force`."""
     kvstore, rank, num_parts = create_kvstore(cfg['kvstore'])
     seed_everything(seed)
     train_rec, val_recs = data_paths(cfg)
@@ -49,7 +50,7 @@ def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=Non
     try:
         trainer = Trainer(cfg, contexts, train_iter, train_iter.num_samples, val_iters,
                           kvstore=kvstore, rank=rank, num_workers=num_parts, resume=resume,
-                          max_batches=max_batches)
+                          max_batches=max_batches, force=force)
         return trainer.run()
     finally:
         for it in [train_iter] + list(val_iters.values()):

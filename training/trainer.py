@@ -10,6 +10,7 @@ so far (starting from 1.0) and once more when training ends.
 import hashlib
 import logging
 import math
+import os
 import random
 import signal
 import time
@@ -22,7 +23,7 @@ from symbols import checkpoint, get_symbol, initializer
 
 from .optimizer import create_optimizer, restore_scalar_state, scalar_state
 from .progress import EpochBars, RunLog
-from .resume import load_resume_state, save_resume_state, state_path
+from .resume import load_resume_state, resume_files, save_resume_state, state_path
 from .schedule import ScheduleLR, StepSchedule, parse_epoch_steps
 from .validation import Validator
 
@@ -82,6 +83,32 @@ def param_shapes(symbol, data_shapes, label_shapes):
             dict(zip(symbol.list_auxiliary_states(), aux_shapes)))
 
 
+def earlier_run_files(prefix):
+    """The files of a run already written at `prefix` (checkpoints, log, resume state)."""
+    names = [checkpoint.symbol_path(prefix), '%s-log.jsonl' % prefix]
+    found = [name for name in names if os.path.exists(name)] + resume_files(prefix)
+    return found + [checkpoint.params_path(prefix, e) for e in checkpoint.list_epochs(prefix)]
+
+
+def refuse_earlier_run(prefix, force):
+    """A fresh run never silently replaces another: ValueError unless `force`, which removes
+    the earlier run's files (so no checkpoint of another graph or stale resume state is left
+    beside the new run's)."""
+    if not os.path.basename(prefix):
+        raise ValueError('--prefix %r names a folder; add a file stem, e.g. %smodel'
+                         % (prefix, prefix))
+    found = earlier_run_files(prefix)
+    if found and not force:
+        raise ValueError('%s: holds an earlier run (%s); continue it with --resume, or pass '
+                         '--force to start over and replace it'
+                         % (prefix, ', '.join(os.path.basename(f) for f in found[:4])
+                            + (' ...' if len(found) > 4 else '')))
+    if found:
+        logger.warning('%s: --force: removing the earlier run (%d files)', prefix, len(found))
+        for name in found:
+            os.remove(name)
+
+
 def matching_params(loaded, shapes, source):
     """The loaded arrays whose name and shape the network has; prints what it leaves out."""
     kept = {k: v for k, v in loaded.items() if k in shapes and tuple(v.shape) == shapes[k]}
@@ -101,9 +128,11 @@ class Trainer:
     """
 
     def __init__(self, cfg, contexts, train_iter, epoch_size, val_iters=None, kvstore='device',
-                 rank=0, num_workers=1, resume=False, max_batches=None):
+                 rank=0, num_workers=1, resume=False, max_batches=None, force=False):
         self.cfg = cfg
         self.prefix = cfg['prefix']
+        if rank == 0 and not resume:
+            refuse_earlier_run(self.prefix, force)
         self.train_iter = train_iter
         self.rank = rank
         self.is_chief = rank == 0
