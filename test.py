@@ -12,7 +12,7 @@ import cv2
 from console import configure_logging
 from inference import FaceAligner, context_for_gpu
 from inference.aligner import DEFAULT_MODEL
-from inference.demo import annotate_image, annotate_video
+from inference.demo import annotate_image, annotate_video, output_names
 from inference.images import is_video, list_inputs
 
 WINDOW = 'face alignment'
@@ -63,15 +63,15 @@ def main(argv=None):
         print('error: %s' % exc, file=sys.stderr)
         return 2
     skipped = 0
-    for path in inputs:
+    for path, name in zip(inputs, output_names(inputs)):
         try:
             if is_video(path):
                 on_frame = (lambda frame: _show(frame, 1)) if show else None
                 jsonl_path, video_path, frames = annotate_video(aligner, path, args.output,
-                                                                on_frame)
+                                                                on_frame, name=name)
                 print('%s: %d frames -> %s, %s' % (path, frames, video_path, jsonl_path))
                 continue
-            png_path, json_path, faces = annotate_image(aligner, path, args.output)
+            png_path, json_path, faces = annotate_image(aligner, path, args.output, name=name)
         except ValueError as exc:
             print('skipped: %s' % exc, file=sys.stderr)
             skipped += 1

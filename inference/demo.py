@@ -15,6 +15,21 @@ def _stem(path, output_dir):
     return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
 
 
+def output_names(paths):
+    """One output name per input path, unique within the run: the file stem, and for a stem
+    met again (a.jpg and a.png, or x/a.jpg and y/a.jpg) the stem with -2, -3, ..."""
+    names, seen = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, count = stem, 1
+        while name in seen:
+            count += 1
+            name = '%s-%d' % (stem, count)
+        seen.add(name)
+        names.append(name)
+    return names
+
+
 def _write_bytes(path, payload):
     def write(tmp_path):
         with open(tmp_path, 'wb') as f:
@@ -37,13 +52,14 @@ def annotate_image(aligner, path, output_dir, name=None, png_suffix='_landmarks'
     return png_path, json_path, faces
 
 
-def annotate_video(aligner, path, output_dir, on_frame=None):
-    """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`;
-    `on_frame(annotated)` sees each drawn frame. Return (jsonl path, video path, frames)."""
+def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
+    """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`,
+    where `name` defaults to the video's file name; `on_frame(annotated)` sees each drawn
+    frame. Return (jsonl path, video path, frames)."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise ValueError('%s: not a readable video' % path)
-    stem = _stem(path, output_dir)
+    stem = os.path.join(output_dir, name) if name else _stem(path, output_dir)
     # OpenCV picks the container from the file extension, so the temporary name keeps it.
     video_path, tmp_video = stem + '_landmarks.mp4', stem + '_landmarks.tmp.mp4'
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0

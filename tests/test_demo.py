@@ -71,3 +71,22 @@ def test_demo_missing_model_and_missing_input_are_one_line_errors(tmp_path):
                     str(tmp_path / 'absent'), '--output', str(tmp_path / 'out'))
     assert proc.returncode == 2 and proc.stderr.startswith('error: model file not found')
     assert proc.stderr.strip().count('\n') == 0
+
+
+def test_inputs_sharing_a_stem_get_their_own_outputs(tmp_path):
+    """Three inputs named `face` (two folders, two extensions) give three result files."""
+    prefix = save_tiny_model(str(tmp_path / 'model'))
+    for folder, ext in (('a', '.jpg'), ('a', '.png'), ('b', '.jpg')):
+        (tmp_path / folder).mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / folder / ('face' + ext)), cv2.imread(PHOTO))
+    out = tmp_path / 'out'
+    proc = run_demo('--image', str(tmp_path / 'a'), '--image', str(tmp_path / 'b' / 'face.jpg'),
+                    '--prefix', prefix, '--output', str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert 'done: 3 input(s), 0 skipped' in proc.stdout
+    images = [json.loads((out / name).read_text())['image']
+              for name in ('face.json', 'face-2.json', 'face-3.json')]
+    assert images == [str(tmp_path / 'a' / 'face.jpg'), str(tmp_path / 'a' / 'face.png'),
+                      str(tmp_path / 'b' / 'face.jpg')]
+    assert {p.name for p in out.glob('*_landmarks.png')} == {
+        'face_landmarks.png', 'face-2_landmarks.png', 'face-3_landmarks.png'}
