@@ -102,6 +102,21 @@ def face_like_crops(count, seed=0):
     return np.stack(crops)
 
 
+# Records of a ring-shaped 68-point 'face' on a blocky image (test_iterator, test_original_data)
+
+def ring_face_points(seed, radii=(70, 80)):
+    """68 x/y points on an ellipse around (192, 200) of a 384 record, slightly jittered."""
+    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    ring = np.stack([192 + radii[0] * np.cos(angle), 200 + radii[1] * np.sin(angle)], axis=1)
+    return ring + np.random.RandomState(seed).uniform(-4, 4, ring.shape)
+
+
+def blocky_image(seed):
+    """A smooth random 384 x 384 BGR image (compresses well, decodes fast)."""
+    small = np.random.RandomState(seed).randint(0, 255, (12, 12, 3)).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(np.repeat(small, 32, 0), 32, 1))
+
+
 # The train.py command line of the tiny synth2d runs (test_train.py, test_dist.py) ------------
 
 def train_command(data_dir, prefix, *extra):

@@ -4,7 +4,9 @@ import os
 import mxnet as mx
 import numpy as np
 import pytest
+
 from conftest import real_face_folders
+from helpers import blocky_image, ring_face_points
 
 from config import generate_config
 from data.iterator import FaceSegIter
@@ -16,22 +18,10 @@ from data.records import MAGIC, RecordFile, read_index, scan_offsets
 NUM_RECORDS = 10
 
 
-def _face(seed):
-    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    ring = np.stack([192 + 70 * np.cos(angle), 200 + 80 * np.sin(angle)], axis=1)
-    return ring + np.random.RandomState(seed).uniform(-4, 4, ring.shape)
-
-
-def _image(seed):
-    """A smooth random 384 x 384 BGR image (compresses well, decodes fast)."""
-    small = np.random.RandomState(seed).randint(0, 255, (12, 12, 3)).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(np.repeat(small, 32, 0), 32, 1))
-
-
 def _write(prefix, count=NUM_RECORDS):
     with RecordWriter(prefix) as writer:
         for i in range(count):
-            writer.write(_image(i), _face(i))
+            writer.write(blocky_image(i), ring_face_points(i))
     return prefix + '.rec'
 
 
@@ -46,7 +36,7 @@ def _write_raw(prefix, payloads):
 
 def _payload(i, label):
     header = mx.recordio.IRHeader(0, np.asarray(label, np.float32), i, 0)
-    return mx.recordio.pack_img(header, _image(i), quality=95, img_fmt='.jpg')
+    return mx.recordio.pack_img(header, blocky_image(i), quality=95, img_fmt='.jpg')
 
 
 @pytest.fixture
@@ -148,9 +138,9 @@ def test_sharding_splits_the_records(rec, cfg):
 
 
 def test_bad_records_are_skipped_and_reported(tmp_path, cfg, caplog):
-    payloads = [_payload(i, points_to_label(_face(i))) for i in range(7)]
+    payloads = [_payload(i, points_to_label(ring_face_points(i))) for i in range(7)]
     payloads[2] = _payload(2, np.zeros(10))
-    payloads[5] = _payload(5, points_to_label(_face(5) + 5000))
+    payloads[5] = _payload(5, points_to_label(ring_face_points(5) + 5000))
     rec = _write_raw(str(tmp_path / 'bad'), payloads)
     # Record 3: damage its JPEG data in place (the stream starts with the SOI marker).
     keys, offsets = read_index(str(tmp_path / 'bad.idx'))

@@ -4,6 +4,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from helpers import blocky_image, ring_face_points
+
 from config import generate_config
 from data.augment import augment
 from data.codec import render_heatmaps
@@ -14,23 +16,12 @@ from scripts.original_data import (_augment, _read_sample, baseline_samples_per_
 NUM_RECORDS = 5
 
 
-def _face(seed):
-    angle = np.linspace(0, 2 * np.pi, 68, endpoint=False)
-    ring = np.stack([192 + 60 * np.cos(angle), 200 + 70 * np.sin(angle)], axis=1)
-    return ring + np.random.RandomState(seed).uniform(-4, 4, ring.shape)
-
-
-def _image(seed):
-    small = np.random.RandomState(seed).randint(0, 255, (12, 12, 3)).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(np.repeat(small, 32, 0), 32, 1))
-
-
 @pytest.fixture
 def rec(tmp_path):
     prefix = str(tmp_path / 'train')
     with RecordWriter(prefix) as writer:
         for i in range(NUM_RECORDS):
-            writer.write(_image(i), _face(i))
+            writer.write(blocky_image(i), ring_face_points(i, (60, 70)))
     return prefix + '.rec'
 
 
