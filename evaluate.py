@@ -39,8 +39,11 @@ def parse_args(argv=None):
                              'data_dir, data_2d or data_3d)')
     source.add_argument('--rec', default=None, help='test .rec file (instead of --data-dir)')
     parser.add_argument('--use-essh', action='store_true',
-                        help='crop around the ESSH-detected face instead of the ground truth; '
-                             'images without a detection are counted as misses')
+                        help='crop around the detected face (--detector) instead of the ground '
+                             'truth; images without a detection are counted as misses')
+    parser.add_argument('--detector', choices=['essh', 'mtcnn', 'haar'], default='essh',
+                        help='face detector of --use-essh: the original\'s ESSH (weights in '
+                             '--essh-dir), the bundled MTCNN, or OpenCV\'s Haar cascade')
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
     parser.add_argument('--decode', choices=['argmax', 'subpixel'], default='argmax',
                         help='heatmap decoding: the original integer argmax, or sub-pixel')
@@ -77,7 +80,8 @@ def main(argv=None):
                                    batch_size=args.batch_size, flip_test=args.flip_test)
         detector = None
         if args.use_essh:
-            detector = essh.load_detector(args.essh_dir, ctx=ctx, fallback=True)
+            detector = essh.load_detector(
+                args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
             print('face detector: %s' % detector.name)
         top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
         result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,

@@ -29,8 +29,11 @@ def parse_args(argv=None):
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
     parser.add_argument('--output', default=os.path.join('outputs', 'demo'),
                         help='folder for annotated PNGs / videos and JSON results')
+    parser.add_argument('--detector', choices=['mtcnn', 'essh', 'haar'], default='mtcnn',
+                        help='face detector: the bundled MTCNN, the original\'s ESSH (weights '
+                             'in --essh-dir) or OpenCV\'s Haar cascade (boxes only)')
     parser.add_argument('--essh-dir', default='essh-model',
-                        help='ESSH checkpoint folder (OpenCV cascade when it is missing)')
+                        help='ESSH checkpoint folder, for --detector essh')
     parser.add_argument('--flip-test', action='store_true',
                         help='average each face with its mirror image (twice the network work)')
     parser.add_argument('--show', action='store_true', help='also show results in a window')
@@ -58,7 +61,8 @@ def main(argv=None):
             raise ValueError('no images or videos in %s' % ', '.join(args.image))
         os.makedirs(args.output, exist_ok=True)
         aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
-                              essh_dir=args.essh_dir, flip_test=args.flip_test)
+                              detector=args.detector, essh_dir=args.essh_dir,
+                              flip_test=args.flip_test)
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2

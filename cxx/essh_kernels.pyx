@@ -1,5 +1,5 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True
-"""ESSH detector hot loops; numpy references: essh.anchors.anchor_plane_numpy,
+"""ESSH and MTCNN detector hot loops; numpy references: essh.anchors.anchor_plane_numpy,
 essh.boxes.box_overlaps_numpy, essh.boxes.nms_numpy (same arithmetic, same results)."""
 import numpy as np
 cimport numpy as cnp
@@ -50,15 +50,20 @@ def box_overlaps(const double[:, ::1] boxes, const double[:, ::1] query_boxes):
     return out
 
 
-def nms(const double[:, ::1] boxes, const cnp.int64_t[::1] order, double iou_threshold):
+def nms(const double[:, ::1] boxes, const cnp.int64_t[::1] order, double iou_threshold,
+        str mode='union'):
     """Greedy NMS over boxes visited in `order`; returns kept indices (int64), best first.
-    A box is suppressed when its IoU with a kept box exceeds the threshold."""
+    A box is suppressed when its overlap with a kept box exceeds the threshold; the overlap is
+    the intersection over the union (mode 'union') or over the smaller box (mode 'min')."""
+    if mode != 'union' and mode != 'min':
+        raise ValueError("NMS mode must be 'union' or 'min', got %r" % (mode,))
+    cdef bint over_min = mode == 'min'
     cdef Py_ssize_t n = order.shape[0], oi, oj, i, j, num_kept = 0
     cdef cnp.uint8_t[::1] suppressed = np.zeros(boxes.shape[0], dtype=np.uint8)
     keep_arr = np.empty(n, dtype=np.int64)
     cdef cnp.int64_t[::1] keep = keep_arr
     cdef double[::1] areas = np.empty(boxes.shape[0], dtype=np.float64)
-    cdef double inter_w, inter_h, inter
+    cdef double inter_w, inter_h, inter, denominator
     for i in range(boxes.shape[0]):
         areas[i] = (boxes[i, 2] - boxes[i, 0] + 1.0) * (boxes[i, 3] - boxes[i, 1] + 1.0)
     for oi in range(n):
@@ -78,6 +83,10 @@ def nms(const double[:, ::1] boxes, const cnp.int64_t[::1] order, double iou_thr
             if inter_h < 0:
                 inter_h = 0
             inter = inter_w * inter_h
-            if inter / (areas[i] + areas[j] - inter) > iou_threshold:
+            if over_min:
+                denominator = min(areas[i], areas[j])
+            else:
+                denominator = areas[i] + areas[j] - inter
+            if inter / denominator > iou_threshold:
                 suppressed[j] = 1
     return keep_arr[:num_kept]

@@ -100,12 +100,23 @@ def score_order(scores):
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind='stable')
 
 
-def nms_numpy(boxes, scores, iou_threshold):
+NMS_MODES = ('union', 'min')
+
+
+def _check_nms_mode(mode):
+    if mode not in NMS_MODES:
+        raise ValueError('NMS mode must be one of %s, got %r' % (', '.join(NMS_MODES), mode))
+
+
+def nms_numpy(boxes, scores, iou_threshold, mode='union'):
     """Greedy NMS: indices of the kept boxes, best first.
 
-    A box is dropped when its IoU with an already kept, higher-scoring box exceeds the
-    threshold (strictly, as the original's GPU NMS does).
+    A box is dropped when its overlap with an already kept, higher-scoring box exceeds the
+    threshold (strictly, as the original's GPU NMS does). The overlap is the intersection over
+    the union (`mode='union'`, IoU), or over the smaller of the two boxes (`mode='min'`, as
+    MTCNN merges its last stage's boxes).
     """
+    _check_nms_mode(mode)
     boxes = np.asarray(boxes, dtype=np.float64)
     order = score_order(scores)
     areas = box_areas(boxes)
@@ -118,14 +129,18 @@ def nms_numpy(boxes, scores, iou_threshold):
         inter_h = np.maximum(0.0, np.minimum(boxes[best, 3], boxes[rest, 3])
                              - np.maximum(boxes[best, 1], boxes[rest, 1]) + 1.0)
         inter = inter_w * inter_h
-        iou = inter / (areas[best] + areas[rest] - inter)
-        order = rest[iou <= iou_threshold]
+        if mode == 'min':
+            overlap = inter / np.minimum(areas[best], areas[rest])
+        else:
+            overlap = inter / (areas[best] + areas[rest] - inter)
+        order = rest[overlap <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
 
 
-def nms(boxes, scores, iou_threshold):
+def nms(boxes, scores, iou_threshold, mode='union'):
     """`nms_numpy`, computed by the Cython kernel when it is built."""
+    _check_nms_mode(mode)
     if ext is None:
-        return nms_numpy(boxes, scores, iou_threshold)
+        return nms_numpy(boxes, scores, iou_threshold, mode)
     return ext.nms(np.ascontiguousarray(boxes, dtype=np.float64), score_order(scores),
-                   float(iou_threshold))
+                   float(iou_threshold), mode)

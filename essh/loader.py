@@ -1,4 +1,6 @@
-"""Choosing the face detector: the ESSH checkpoint when present, else the Haar fallback."""
+"""Choosing the face detector by name: the bundled MTCNN (default), the original's ESSH, or
+OpenCV's Haar cascade. Nothing falls back to another detector: missing or unusable weights
+are a one-line ValueError naming the file."""
 import logging
 import os
 
@@ -6,9 +8,13 @@ from symbols import checkpoint
 
 from .detector import ESSHDetector
 from .fallback import HaarDetector
+from .mtcnn import MODEL_DIR as MTCNN_DIR
+from .mtcnn import MTCNNDetector
 
 logger = logging.getLogger(__name__)
 
+DETECTORS = ('mtcnn', 'essh', 'haar')
+ESSH_DIR = 'essh-model'
 CHECKPOINT_PREFIX = 'essh'
 CHECKPOINT_EPOCH = 0
 CHECKPOINT_FILES = (os.path.basename(checkpoint.symbol_path(CHECKPOINT_PREFIX)),
@@ -18,6 +24,11 @@ CHECKPOINT_FILES = (os.path.basename(checkpoint.symbol_path(CHECKPOINT_PREFIX)),
 def load_essh(model_dir, ctx=None):
     """The ESSH detector from model_dir/essh-symbol.json + essh-0000.params (the released
     graph is loaded as saved, not rebuilt)."""
+    missing = [f for f in CHECKPOINT_FILES if not os.path.isfile(os.path.join(model_dir, f))]
+    if missing:
+        raise ValueError('ESSH model not found: %s missing in %s (the original\'s ESSH weights '
+                         'are not bundled; the bundled detector is mtcnn)'
+                         % (', '.join(missing), os.path.abspath(model_dir)))
     prefix = os.path.join(model_dir, CHECKPOINT_PREFIX)
     symbol = checkpoint.load_symbol(checkpoint.symbol_path(prefix))
     arg_params, aux_params = checkpoint.load_params(
@@ -25,22 +36,25 @@ def load_essh(model_dir, ctx=None):
     return ESSHDetector(symbol, arg_params, aux_params, ctx=ctx, source=prefix)
 
 
-def load_detector(model_dir='essh-model', ctx=None, fallback=True):
-    """A face detector with `.name` ('essh' or 'opencv-haar') and
-    `.detect(image_bgr, threshold=0.4) -> [Face]`.
+def load_detector(name='mtcnn', model_dir=None, ctx=None):
+    """A face detector with `.name` and `.detect(image_bgr, threshold) -> [Face]`.
 
-    ESSH when model_dir holds its checkpoint; otherwise, with fallback, OpenCV's Haar
-    cascade; without fallback a ValueError names the missing files. ctx: an MXNet context
-    (default: GPU 0 when there is one, else CPU); the fallback always runs on the CPU.
+    name: 'mtcnn' (default): the bundled MTCNN cascade (boxes and five points), weights from
+    model_dir (default models/mtcnn); 'essh': the original's ESSH detector, from model_dir
+    (default essh-model/) holding essh-symbol.json and essh-0000.params; 'haar': OpenCV's
+    frontal-face cascade (boxes only), model_dir unused. ctx: MXNet context (default GPU 0
+    when there is one, else CPU); Haar always runs on the CPU.
     """
-    missing = [f for f in CHECKPOINT_FILES if not os.path.isfile(os.path.join(model_dir, f))]
-    if not missing:
+    if name not in DETECTORS:
+        raise ValueError('unknown face detector %r (choose from %s)' % (name, ', '.join(DETECTORS)))
+    if name == 'mtcnn':
+        model_dir = MTCNN_DIR if model_dir is None else model_dir
+        detector = MTCNNDetector(model_dir, ctx=ctx)
+    elif name == 'essh':
+        model_dir = ESSH_DIR if model_dir is None else model_dir
         detector = load_essh(model_dir, ctx)
-        logger.info('face detector: essh (%s)', os.path.abspath(model_dir))
-        return detector
-    if not fallback:
-        raise ValueError('ESSH model not found: %s missing in %s'
-                         % (', '.join(missing), os.path.abspath(model_dir)))
-    logger.warning('face detector: opencv-haar fallback (no %s in %s); boxes only, no points',
-                   ', '.join(missing), os.path.abspath(model_dir))
-    return HaarDetector()
+    else:
+        detector = HaarDetector()
+    logger.info('face detector: %s%s', detector.name,
+                '' if model_dir is None else ' (%s)' % os.path.abspath(model_dir))
+    return detector

@@ -43,23 +43,27 @@ class FaceAligner:
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
     `.onnx` file). `decode` 'subpixel' refines each peak at heatmap resolution; 'argmax' is
     the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
-    anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects; by default
-    the ESSH detector from `essh_dir`, or OpenCV's cascade when that is missing (the choice is
-    logged). `flip_test` averages each face's maps with those of its mirror image (FlipTest).
+    anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects, or a name
+    for essh.load_detector ('mtcnn', 'essh', 'haar'); by default the bundled MTCNN, or ESSH
+    when `essh_dir` (its checkpoint folder, also where 'essh' looks) is given.
+    `flip_test` averages each face's maps with those of its mirror image (FlipTest).
     `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
     five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
     so the network sees the geometry it was trained on whatever box the detector gave.
     """
 
     def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
-                 threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir='essh-model',
+                 threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
                  backend='mxnet', flip_test=False, refine=True,
                  refine_top_shift=REFINE_TOP_SHIFT):
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size, flip_test=flip_test)
         self.codec = self.model.codec(decode)
         if detector is None:
-            detector = essh.load_detector(essh_dir, ctx=ctx, fallback=True)
+            detector = 'mtcnn' if essh_dir is None else 'essh'
+        if isinstance(detector, str):
+            detector = essh.load_detector(detector, essh_dir if detector == 'essh' else None,
+                                          ctx=ctx)
         self.detector = detector
         self.threshold = threshold
         self.refine = refine

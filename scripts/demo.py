@@ -26,7 +26,7 @@ SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multipli
 
 
 def photo_demo(output_dir):
-    """Landmarks on matplotlib's bundled photo (Grace Hopper), with the fallback detector."""
+    """Landmarks on matplotlib's bundled photo (Grace Hopper), faces found by the bundled MTCNN."""
     photo = str(matplotlib.cbook.get_sample_data('grace_hopper.jpg', asfileobj=False))
     aligner = FaceAligner(SHIPPED_PREFIX, 0, ctx=mx.cpu())
     png, json_path, faces = annotate_image(aligner, photo, output_dir, name='demo',

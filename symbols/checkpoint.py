@@ -128,15 +128,16 @@ def network_sizes(symbol, source='network'):
                      % (source, stride, ', '.join('%d/%d' % s for s in SIZES)))
 
 
-def checked_params(symbol, arg_params, aux_params, source, input_size):
-    """The (arg, aux) arrays `symbol` needs for a (1, 3, input_size, input_size) image,
+def checked_params(symbol, arg_params, aux_params, source, input_size, channels=3):
+    """The (arg, aux) arrays `symbol` needs for a (1, channels, input_size, input_size) input,
     checked against its inferred shapes; ValueError naming `source` and the first missing or
     mis-shaped array."""
     try:
-        arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 3, input_size, input_size))
+        arg_shapes, _, aux_shapes = symbol.infer_shape(
+            data=(1, channels, input_size, input_size))
     except mx.base.MXNetError as err:
-        raise ValueError('%s: the graph does not take a (1, 3, H, W) image: %s'
-                         % (source, error_line(err))) from None
+        raise ValueError('%s: the graph does not take a (1, %d, H, W) image: %s'
+                         % (source, channels, error_line(err))) from None
     checked = []
     for names, shapes, given in ((symbol.list_arguments(), arg_shapes, arg_params),
                                  (symbol.list_auxiliary_states(), aux_shapes, aux_params)):

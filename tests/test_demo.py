@@ -1,4 +1,4 @@
-"""The test.py demo CLI on a real photo, a blank image and a short video (fallback detector)."""
+"""The test.py demo CLI on a real photo, a blank image and a short video (bundled MTCNN)."""
 import json
 import os
 import shutil
@@ -41,7 +41,7 @@ def test_demo_on_photo_blank_image_and_video(tmp_path):
     assert 'cannot show results' in proc.stdout
     assert 'skipped: %s: not a readable image' % (inputs / 'broken.jpg') in proc.stderr
     assert 'done: 4 input(s), 1 skipped' in proc.stdout
-    assert 'face detector: opencv-haar' in proc.stdout
+    assert 'face detector: mtcnn' in proc.stdout
 
     lenna = json.loads((out / 'lenna.json').read_text())
     assert len(lenna['faces']) >= 1

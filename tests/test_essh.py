@@ -170,7 +170,7 @@ def test_symbol_forward_and_backward_with_random_weights(random_checkpoint):
 
 
 def test_essh_detector_runs_the_decode_path(random_checkpoint):
-    detector = essh.load_detector(str(random_checkpoint), ctx=mx.cpu())
+    detector = essh.load_detector('essh', str(random_checkpoint), ctx=mx.cpu())
     assert detector.name == 'essh'
     image = np.random.default_rng(0).integers(0, 255, size=(96, 128, 4), dtype=np.uint8)
     faces = detector.detect(image, threshold=0.0)
@@ -187,21 +187,24 @@ def test_essh_detector_runs_the_decode_path(random_checkpoint):
     np.testing.assert_allclose(faces[2].box, known_faces()[2][2], atol=1e-4)
 
 
-def test_load_detector_without_model_and_fallback_is_a_one_line_error(tmp_path):
+def test_load_detector_without_essh_model_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError) as err:
-        essh.load_detector(str(tmp_path), fallback=False)
+        essh.load_detector('essh', str(tmp_path))
     message = str(err.value)
     assert '\n' not in message
     assert 'essh-symbol.json' in message and 'essh-0000.params' in message
     assert str(tmp_path) in message
-    assert essh.load_detector(str(tmp_path)).name == 'opencv-haar'
+    # Haar only when asked for; an unknown name lists the valid ones.
+    assert essh.load_detector('haar').name == 'opencv-haar'
+    with pytest.raises(ValueError, match='mtcnn, essh, haar'):
+        essh.load_detector('dlib')
 
 
 def test_load_detector_reports_an_unreadable_checkpoint(tmp_path):
     (tmp_path / 'essh-symbol.json').write_text('{not json')
     (tmp_path / 'essh-0000.params').write_bytes(b'garbage')
     with pytest.raises(ValueError, match='essh') as err:
-        essh.load_detector(str(tmp_path))
+        essh.load_detector('essh', str(tmp_path))
     assert '\n' not in str(err.value)
 
 
@@ -210,7 +213,7 @@ def test_load_detector_names_a_misshapen_parameter(random_checkpoint, tmp_path):
     arg_params['rpn_bbox_pred_stride16_weight'] = mx.nd.zeros((8, 128, 1, 1))
     mx.model.save_checkpoint(str(tmp_path / 'essh'), 0, sym, arg_params, aux_params)
     with pytest.raises(ValueError, match=r'rpn_bbox_pred_stride16_weight has shape \(8, 128'):
-        essh.load_detector(str(tmp_path), ctx=mx.cpu())
+        essh.load_detector('essh', str(tmp_path), ctx=mx.cpu())
 
 
 def landmark_box(pts_path):
