@@ -11,6 +11,7 @@ import sys
 
 import config
 from console import check_range, configure_logging, run_cli
+from data.geometry import ALIGN_SIZE
 from fileio import check_writable_dir
 from symbols.heatmap_net import LOSSES
 from training import TrainingDiverged, fit
@@ -71,6 +72,7 @@ def check_args(args):
         check_range('--' + flag.replace('_', '-'), getattr(args, flag), minimum=minimum)
     check_range('--lr', args.lr, above=0)
     check_range('--multiplier', args.multiplier, above=0)
+    check_range('--val-top-shift', args.val_top_shift, minimum=0, maximum=ALIGN_SIZE)
 
 
 def build_config(args):
