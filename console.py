@@ -2,9 +2,11 @@
 terminal (CI logs, files), and the one logging set-up the command-line tools share.
 
 Library modules only log (`logging.getLogger(__name__)`); a CLI calls `configure_logging()` so
-those messages reach its standard output without breaking a progress bar in flight.
+those messages reach its standard output without breaking a progress bar in flight, and runs its
+`main` through `run_cli`, the one error boundary of the command-line tools.
 """
 import logging
+import re
 import sys
 
 from tqdm import tqdm
@@ -33,3 +35,69 @@ def configure_logging(level=logging.INFO):
         handler.setFormatter(logging.Formatter('%(message)s'))
         root.addHandler(handler)
     root.setLevel(level)
+
+
+# Terminal colour / cursor sequences (MXNet colours its error messages).
+_ANSI = re.compile(r'\x1b\[[0-9;?]*[ -/]*[@-~]')
+
+
+def error_line(err):
+    """The informative line of an error: the last non-empty line of its message (MXNet puts a
+    traceback header first and its reason last), ANSI escape codes removed."""
+    lines = [line.strip() for line in _ANSI.sub('', str(err)).splitlines() if line.strip()]
+    return lines[-1] if lines else type(err).__name__
+
+
+def _is_mxnet_error(err):
+    # Looked up lazily: an MXNetError can only arise once mxnet has been imported, and this
+    # layer-0 module must not import it.
+    mx = sys.modules.get('mxnet')
+    base = getattr(mx, 'base', None)
+    return base is not None and isinstance(err, getattr(base, 'MXNetError', ()))
+
+
+def expected_error_message(err):
+    """One line describing an error a user's input or environment caused, or None for an
+    unexpected error (a bug), which should keep its traceback."""
+    if isinstance(err, OSError):
+        reason = err.strerror or error_line(err)
+        names = [n for n in (err.filename, err.filename2) if n]
+        return '%s: %s' % (' -> '.join(str(n) for n in names), reason) if names else reason
+    if isinstance(err, ValueError):
+        return ' '.join(line.strip() for line in _ANSI.sub('', str(err)).splitlines()
+                        if line.strip()) or type(err).__name__
+    if _is_mxnet_error(err):
+        return error_line(err)
+    return None
+
+
+def run_cli(main, argv=None):
+    """Run a command-line `main(argv)` and return its exit code. Expected errors (ValueError,
+    OSError such as PermissionError, MXNet errors caused by the options) become one line
+    `error: ...` on stderr and exit code 2; any other exception keeps its traceback."""
+    try:
+        return main(argv)
+    except Exception as err:   # noqa: BLE001 - sorted into expected and unexpected below
+        message = expected_error_message(err)
+        if message is None:
+            raise
+        sys.stdout.flush()
+        print('error: %s' % message, file=sys.stderr)
+        return 2
+
+
+def check_range(flag, value, minimum=None, maximum=None, above=None):
+    """ValueError naming `flag` and its allowed range when `value` is outside it (None, an
+    unset option, passes). `minimum`/`maximum` are inclusive bounds, `above` an exclusive one."""
+    if value is None:
+        return
+    if value != value:   # NaN
+        raise ValueError('%s must be a number, got %s' % (flag, value))
+    if above is not None and not value > above:
+        raise ValueError('%s must be > %s, got %s' % (flag, above, value))
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+        raise ValueError('%s must be in %s..%s, got %s' % (flag, minimum, maximum, value))
+    if minimum is not None and value < minimum:
+        raise ValueError('%s must be >= %s, got %s' % (flag, minimum, value))
+    if maximum is not None and value > maximum:
+        raise ValueError('%s must be <= %s, got %s' % (flag, maximum, value))

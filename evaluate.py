@@ -10,10 +10,11 @@ import sys
 
 import config
 import essh
-from console import configure_logging
-from data.geometry import TOP_SHIFT
+from console import check_range, configure_logging, run_cli
+from data.geometry import ALIGN_SIZE, TOP_SHIFT
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
+from fileio import check_writable_dir
 from inference import BACKENDS, context_for_gpu, load_heatmap_model
 from inference.aligner import DEFAULT_MODEL
 
@@ -67,34 +68,44 @@ def default_rec_path(dataset, data_dir=None):
     return os.path.join(data_dir, dataset + '.rec')
 
 
-def main(argv=None):
+def check_args(args):
+    """Refuse out-of-range options up front, naming the allowed range. The top shift raises
+    the box top inside the 384 px aligned image (data.geometry.ALIGN_SIZE) and stops at its
+    edge, so shifts beyond 384 mean the same as 384; negative ones cut into the face."""
+    check_range('--batch-size', args.batch_size, minimum=1)
+    check_range('--epoch', args.epoch, minimum=0)
+    check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
+
+
+def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    check_args(args)
     landmark_type = args.landmark_type or ('3d' if args.dataset == 'AFLW2000-3D' else '2d')
     rec_path = args.rec or default_rec_path(args.dataset, args.data_dir)
-    try:
-        if args.batch_size < 1:
-            raise ValueError('--batch-size must be at least 1, got %d' % args.batch_size)
-        ctx = context_for_gpu(args.gpu)
-        model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
-                                   batch_size=args.batch_size, flip_test=args.flip_test)
-        detector = None
-        if args.use_essh:
-            detector = essh.load_detector(
-                args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
-            print('face detector: %s' % detector.name)
-        top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
-        result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
-                              decode=args.decode, batch_size=args.batch_size, detector=detector)
-        # The numbers first: they survive an output folder that cannot be written.
-        print('\n'.join(summary_lines(result)))
-        paths = save_evaluation(result, args.output or os.path.join('outputs', 'eval'))
-    except ValueError as exc:
-        print('error: %s' % exc, file=sys.stderr)
-        return 2
+    output = args.output or os.path.join('outputs', 'eval')
+    check_writable_dir(output, '--output folder')
+    ctx = context_for_gpu(args.gpu)
+    model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
+                               batch_size=args.batch_size, flip_test=args.flip_test)
+    detector = None
+    if args.use_essh:
+        detector = essh.load_detector(
+            args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
+        print('face detector: %s' % detector.name)
+    top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
+    result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
+                          decode=args.decode, batch_size=args.batch_size, detector=detector)
+    # The numbers first: they survive an output folder that cannot be written.
+    print('\n'.join(summary_lines(result)))
+    paths = save_evaluation(result, output)
     for kind, path in sorted(paths.items()):
         print('wrote %s: %s' % (kind, path))
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

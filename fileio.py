@@ -24,3 +24,20 @@ def write_json_atomic(path, obj):
             f.write('\n')
     atomic_write(path, write)
     return path
+
+
+def check_writable_dir(directory, what='output folder'):
+    """Create `directory` if needed and prove it takes a new file, before any long work starts;
+    ValueError of one line naming it otherwise (works for root too, which os.access does not:
+    a path under a regular file, a read-only file system)."""
+    directory = directory or '.'
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = os.path.join(directory, '.write-probe-%d' % os.getpid())
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as err:
+        raise ValueError('%s: %s cannot be written (%s)'
+                         % (directory, what, err.strerror or err)) from None
+    return directory

@@ -9,7 +9,8 @@ import sys
 
 import cv2
 
-from console import configure_logging
+from console import check_range, configure_logging, run_cli
+from fileio import check_writable_dir
 from inference import FaceAligner, context_for_gpu
 from inference.aligner import DEFAULT_MODEL
 from inference.demo import annotate_image, annotate_video, output_names
@@ -49,23 +50,20 @@ def _show(image, wait_ms):
     cv2.waitKey(wait_ms)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    check_range('--epoch', args.epoch, minimum=0)
     show = args.show and _display_available()
     if args.show and not show:
         print('cannot show results: no display (DISPLAY is not set); see %s' % args.output)
-    try:
-        inputs = list_inputs(args.image)
-        if not inputs:
-            raise ValueError('no images or videos in %s' % ', '.join(args.image))
-        os.makedirs(args.output, exist_ok=True)
-        aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
-                              detector=args.detector, essh_dir=args.essh_dir,
-                              flip_test=args.flip_test)
-    except ValueError as exc:
-        print('error: %s' % exc, file=sys.stderr)
-        return 2
+    inputs = list_inputs(args.image)
+    if not inputs:
+        raise ValueError('no images or videos in %s' % ', '.join(args.image))
+    check_writable_dir(args.output, '--output folder')
+    aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
+                          detector=args.detector, essh_dir=args.essh_dir,
+                          flip_test=args.flip_test)
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:
@@ -85,6 +83,10 @@ def main(argv=None):
             _show(cv2.imread(png_path), 0)
     print('done: %d input(s), %d skipped' % (len(inputs), skipped))
     return 0 if skipped < len(inputs) else 2
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

@@ -6,10 +6,13 @@ Parameter-server training:
   python scripts/launch_dist.py -n 2 -- python train.py --kvstore dist_sync ...
 """
 import argparse
+import os
 import sys
 
 import config
-from console import configure_logging
+from console import check_range, configure_logging, run_cli
+from data.geometry import ALIGN_SIZE
+from fileio import check_writable_dir
 from symbols.heatmap_net import LOSSES
 from training import TrainingDiverged, fit
 from training.distributed import KVSTORES, parse_contexts
@@ -41,7 +44,7 @@ def parse_args(argv=None):
     p.add_argument('--multiplier', type=float, help='channel width multiplier')
     p.add_argument('--net-loss', choices=LOSSES, help="per-stack heatmap loss: 'l2' (the "
                    "original's default) or 'ce' (cross-entropy of each map's spatial softmax)")
-    p.add_argument('--gpus', help="e.g. 0,1; '' for CPU (default: CUDA_VISIBLE_DEVICES)")
+    p.add_argument('--gpus', help="e.g. 0,1; '' or -1 for CPU (default: CUDA_VISIBLE_DEVICES)")
     p.add_argument('--kvstore', choices=KVSTORES)
     p.add_argument('--num-workers', type=int, help='data-loading worker processes')
     p.add_argument('--seed', type=int, default=727)
@@ -61,6 +64,17 @@ CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size',
                 'multiplier', 'net_loss', 'kvstore', 'val_top_shift')
 
 
+def check_args(args):
+    """Refuse out-of-range options up front, naming the allowed range."""
+    for flag, minimum in (('per_batch_size', 1), ('frequent', 1), ('verbose', 1), ('exf', 1),
+                          ('net_n', 1), ('net_stacks', 1), ('num_workers', 0),
+                          ('max_steps', 1), ('wd', 0)):
+        check_range('--' + flag.replace('_', '-'), getattr(args, flag), minimum=minimum)
+    check_range('--lr', args.lr, above=0)
+    check_range('--multiplier', args.multiplier, above=0)
+    check_range('--val-top-shift', args.val_top_shift, minimum=0, maximum=ALIGN_SIZE)
+
+
 def build_config(args):
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     if args.pretrained:
@@ -73,17 +87,17 @@ def build_config(args):
     return config.generate_config(args.network, args.dataset, **overrides)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    check_args(args)
+    cfg = build_config(args)
+    contexts = parse_contexts(args.gpus)
+    if cfg.get('prefix'):   # checkpoints, the run log and the resume state go there
+        check_writable_dir(os.path.dirname(cfg['prefix']), '--prefix folder')
     try:
-        cfg = build_config(args)
-        contexts = parse_contexts(args.gpus)
         summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
                       seed=args.seed, max_batches=args.max_steps, force=args.force)
-    except ValueError as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
     except TrainingDiverged as err:
         print('error: %s' % err, file=sys.stderr)
         return 1
@@ -91,6 +105,10 @@ def main(argv=None):
     print('%s at batch %d; last validation NME: %s; last checkpoint: %s'
           % (summary['stopped'], summary['batch'], nme, summary['last_saved']))
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

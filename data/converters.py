@@ -179,10 +179,13 @@ def _load_from_files(annotation_path, read_points, image_files, image_stem):
 
 
 def _pack_folder(folder, annotation_extension, read_points, out_dir, default_split, **options):
+    annotations = _files_by_stem(folder, (annotation_extension,))
+    if not annotations:
+        raise ValueError('no %s files found in %s' % (annotation_extension, folder))
     image_files = _files_by_stem(folder, IMAGE_EXTENSIONS)
     samples = [Sample(stem, path, functools.partial(_load_from_files, path, read_points,
                                                     image_files, stem))
-               for stem, path in _files_by_stem(folder, (annotation_extension,)).items()]
+               for stem, path in annotations.items()]
     return pack_samples(samples, out_dir, default_split, source=folder, **options)
 
 

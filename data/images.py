@@ -3,8 +3,25 @@ import cv2
 import numpy as np
 
 
+def _float_to_uint8(image):
+    """Float pixels in 0..1, or in 0..255 (the maximum above 1), -> uint8; refuses NaN,
+    infinities, negative values and values above 255 rather than guessing."""
+    if not np.isfinite(image).all():
+        raise ValueError('float image has NaN or infinite pixels')
+    low, high = float(image.min()), float(image.max())
+    if low < 0.0 or high > 255.0:
+        raise ValueError('float image pixels must be in 0..1 or 0..255, got %.4g..%.4g'
+                         % (low, high))
+    scale = 255.0 if high <= 1.0 else 1.0
+    return (image.astype(np.float64) * scale + 0.5).astype(np.uint8)
+
+
 def to_bgr8(image):
-    """Grey (H, W) / (H, W, 1), BGR, BGRA; uint8, uint16 or float in [0, 1] -> (H, W, 3) uint8."""
+    """Grey (H, W) / (H, W, 1), BGR, BGRA; uint8, uint16, or float in 0..1 or 0..255 (read as
+    0..255 when the maximum is above 1) -> (H, W, 3) uint8."""
+    if image is None:
+        raise ValueError('image is None (an unreadable file? cv2.imread returns None for a '
+                         'missing or unreadable file)')
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
@@ -15,7 +32,7 @@ def to_bgr8(image):
     if image.dtype == np.uint16:
         image = (image.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
     elif image.dtype.kind == 'f':
-        image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        image = _float_to_uint8(image)
     elif image.dtype != np.uint8:
         raise ValueError('image pixels must be uint8, uint16 or float, got %s' % image.dtype)
     if image.ndim == 2:

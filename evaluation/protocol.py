@@ -5,6 +5,7 @@ and box, or with `detector` the detected face as in its `--use-essh` mode), the 
 heatmaps are decoded in the 128 crop and mapped back to record-image pixels, and the ground
 truth takes the same round trip with floor (2D) or round (3D) applied in the crop.
 """
+import logging
 import struct
 from dataclasses import dataclass, field
 
@@ -12,15 +13,18 @@ import cv2
 import mxnet as mx
 import numpy as np
 
-from console import progress as progress_bar
+from console import error_line, progress as progress_bar
 from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
                            image_to_crop, nearest_to_centre, protocol_crop)
 from data.landmarks import NUM_LANDMARKS
 from data.recordio import split_paths, unpack_record
+from data.records import RecordFile
 
 from . import metrics
 
 FAILURE_THRESHOLDS = (0.08, 0.10)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,13 +93,31 @@ class EvaluationResult:
 
 
 def _open_records(rec_path):
+    """The RecordFile training reads with too: plain file I/O, so a damaged record (truncated
+    file, an .idx of another file) fails alone, and a malformed .idx line is an error naming
+    the .idx and the line."""
     idx_path, rec_path = split_paths(rec_path)
     for path in (rec_path, idx_path):
         try:
             open(path, 'rb').close()
         except OSError as exc:
             raise ValueError('%s: cannot open test set (%s)' % (path, exc.strerror)) from None
-    return mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r'), rec_path
+    return RecordFile(rec_path)
+
+
+def _read_face(reader, offset):
+    """(image, (68, 2) points) of the record at `offset`; ValueError with the reason when the
+    record is damaged, does not decode, or has a label that is not 68 finite points."""
+    try:
+        image, gt_points, _ = unpack_record(reader.read(offset))
+    except (ValueError, struct.error, cv2.error, mx.base.MXNetError) as exc:
+        raise ValueError(error_line(exc)) from None
+    if gt_points.shape != (NUM_LANDMARKS, 2):
+        raise ValueError('label has %d values, expected %d points' % (gt_points.size,
+                                                                      NUM_LANDMARKS))
+    if not np.isfinite(gt_points).all():
+        raise ValueError('label has NaN or infinite points')
+    return image, gt_points
 
 
 def _crop(image, gt_points, top_shift, detector, input_size):
@@ -123,7 +145,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
     codec = predictor.codec(decode)
-    reader, rec_file = _open_records(rec_path)
+    reader = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False))
@@ -142,15 +164,18 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         pending.clear()
 
     try:
-        for key in progress_bar(list(reader.keys), desc=dataset_name, enabled=progress):
+        for key, offset in progress_bar(list(zip(reader.keys, reader.offsets)),
+                                        desc=dataset_name, enabled=progress):
             try:
-                image, gt_points, _ = unpack_record(reader.read_idx(key))
-            except (ValueError, struct.error, cv2.error, mx.base.MXNetError) as exc:
-                # MXNet puts its reason on the last line of a multi-line message.
-                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-                result.skipped.append((int(key), 'unreadable record: %s' % reason))
+                image, gt_points = _read_face(reader, offset)
+            except ValueError as exc:
+                result.skipped.append((int(key), 'unreadable record: %s' % exc))
                 continue
-            cropped = _crop(image, gt_points, top_shift, detector, codec.input_size)
+            try:
+                cropped = _crop(image, gt_points, top_shift, detector, codec.input_size)
+            except ValueError as exc:   # e.g. a label whose five points coincide
+                result.skipped.append((int(key), 'unusable label: %s' % exc))
+                continue
             if cropped is None:
                 result.skipped.append((int(key), 'no face detected'))
                 continue
@@ -162,7 +187,18 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     finally:
         reader.close()
     if not result.record_ids and not result.skipped:
-        raise ValueError('%s: test set has no records' % rec_file)
+        raise ValueError('%s: test set has no records' % reader.rec_path)
+    unreadable = [item for item in result.skipped if item[1].startswith('unreadable')]
+    if unreadable:
+        log.warning('%s: skipped %d unreadable record(s) of %d: %s', reader.rec_path,
+                    len(unreadable), len(reader),
+                    '; '.join('record %d: %s' % item for item in unreadable[:10])
+                    + (' ...' if len(unreadable) > 10 else ''))
+    if not result.record_ids and len(unreadable) == len(reader):
+        raise ValueError('%s: no record could be read (%d skipped; first: record %d: %s); is '
+                         '%s the index of this file?' % (reader.rec_path, len(unreadable),
+                                                         unreadable[0][0], unreadable[0][1],
+                                                         reader.idx_path))
     result.predictions = np.array(predictions, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     result.ground_truth = np.array(ground_truth, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     return result

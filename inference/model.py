@@ -122,8 +122,24 @@ def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16
     'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
     checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend.
     `flip_test` wraps the predictor in FlipTest."""
+    epoch = checked_epoch(epoch)
+    if ctx is not None and not isinstance(ctx, mx.Context):
+        raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
+                         '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
     model = _load_backend(prefix, epoch, backend, ctx, batch_size)
     return FlipTest(model) if flip_test else model
+
+
+def checked_epoch(epoch):
+    """A checkpoint epoch as an int >= 0; an int-like string ('0', '12', as read from a
+    command line or a config file) is accepted, anything else is a ValueError."""
+    if isinstance(epoch, (bool, np.bool_)):
+        raise ValueError('epoch must be an integer >= 0, got %r' % (epoch,))
+    if isinstance(epoch, str) and epoch.strip().isdigit():
+        return int(epoch)
+    if isinstance(epoch, (int, np.integer)) and epoch >= 0:
+        return int(epoch)
+    raise ValueError('epoch must be an integer >= 0 (or a string of digits), got %r' % (epoch,))
 
 
 def _load_backend(prefix, epoch, backend, ctx, batch_size):

@@ -19,12 +19,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from console import check_range, run_cli  # noqa: E402
+from fileio import check_writable_dir  # noqa: E402
 from inference.onnx_export import export_onnx, onnx_model_of  # noqa: E402
 from inference.onnx_quantize import (DEFAULT_CALIBRATION_FACES, calibration_crops,  # noqa: E402
                                      model_input_size, save_quantized)
 
 
-def main(argv=None):
+def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--prefix', required=True,
@@ -38,22 +40,24 @@ def main(argv=None):
     parser.add_argument('--calibration-faces', type=int, default=DEFAULT_CALIBRATION_FACES,
                         help='records of --int8-calibration to calibrate on')
     args = parser.parse_args(argv)
-    try:
-        if args.calibration_faces < 1:
-            raise ValueError('--calibration-faces must be at least 1')
-        if args.int8_calibration:
-            model = onnx_model_of(args.prefix, args.epoch, args.batch_size)
-            crops = calibration_crops(args.int8_calibration, args.calibration_faces,
-                                      input_size=model_input_size(model))
-            save_quantized(model, crops, args.output)
-        else:
-            export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
-    except ValueError as exc:
-        print('error: %s' % exc, file=sys.stderr)
-        return 2
+    check_range('--calibration-faces', args.calibration_faces, minimum=1)
+    check_range('--batch-size', args.batch_size, minimum=1)
+    check_range('--epoch', args.epoch, minimum=0)
+    check_writable_dir(os.path.dirname(args.output), '--output folder')
+    if args.int8_calibration:
+        model = onnx_model_of(args.prefix, args.epoch, args.batch_size)
+        crops = calibration_crops(args.int8_calibration, args.calibration_faces,
+                                  input_size=model_input_size(model))
+        save_quantized(model, crops, args.output)
+    else:
+        export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
     kind = 'int8, calibrated on %d faces' % len(crops) if args.int8_calibration else 'float32'
     print('wrote %s (batch %s, %s)' % (args.output, args.batch_size or 'dynamic', kind))
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

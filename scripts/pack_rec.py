@@ -13,9 +13,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from console import configure_logging  # noqa: E402
+from console import check_range, configure_logging, run_cli  # noqa: E402
 from data import converters  # noqa: E402
-from data.geometry import DEFAULT_TOP_SHIFT  # noqa: E402
+from data.geometry import ALIGN_SIZE, DEFAULT_TOP_SHIFT  # noqa: E402
+from fileio import check_writable_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,28 +49,34 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
     if args.images and args.format != 'cofw':
-        print('error: --images is only for --format cofw', file=sys.stderr)
-        return 2
+        raise ValueError('--images is only for --format cofw')
+    check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
+    check_range('--quality', args.quality, minimum=1, maximum=100)
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise ValueError('--val-fraction must be in 0..1 (1 excluded), got %s' % args.val_fraction)
+    if not os.path.isdir(args.input):
+        raise ValueError('%s: not a folder' % args.input)
+    check_writable_dir(args.output, '--output folder')
     options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed,
                    split=args.split, quality=args.quality,
                    keep_outside_image=args.keep_outside_image, top_shift=args.top_shift)
-    try:
-        if args.format == 'pts':
-            summary = converters.pack_pts_folder(args.input, args.output, **options)
-        elif args.format == 'aflw2000':
-            summary = converters.pack_aflw2000(args.input, args.output, **options)
-        else:
-            summary = converters.pack_cofw(args.input, args.images or args.input, args.output,
-                                           **options)
-    except ValueError as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
+    if args.format == 'pts':
+        summary = converters.pack_pts_folder(args.input, args.output, **options)
+    elif args.format == 'aflw2000':
+        summary = converters.pack_aflw2000(args.input, args.output, **options)
+    else:
+        summary = converters.pack_cofw(args.input, args.images or args.input, args.output,
+                                       **options)
     print(summary)
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

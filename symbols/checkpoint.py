@@ -11,15 +11,10 @@ import re
 
 import mxnet as mx
 
+from console import error_line  # noqa: F401 - the one definition; re-exported here
 from fileio import atomic_write
 
 from .heatmap_net import SIZES, heatmap_output
-
-
-def error_line(err):
-    """The informative line of an MXNet error: its last one (the first is a traceback header)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[-1] if lines else type(err).__name__
 
 
 def symbol_path(prefix):

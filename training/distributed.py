@@ -18,8 +18,9 @@ KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync')
 
 
 def parse_contexts(gpus):
-    """'0,1' -> [gpu(0), gpu(1)]; '' -> [cpu()]; None -> the GPUs CUDA_VISIBLE_DEVICES names
-    (renumbered from 0, as the process sees them), or the CPU when there are none."""
+    """'0,1' -> [gpu(0), gpu(1)]; '' or '-1' -> [cpu()] (the original's -1 for the CPU); None ->
+    the GPUs CUDA_VISIBLE_DEVICES names (renumbered from 0, as the process sees them), or the
+    CPU when there are none."""
     explicit = gpus is not None
     if gpus is None:
         visible = os.environ.get('CUDA_VISIBLE_DEVICES', '').strip()
@@ -28,6 +29,11 @@ def parse_contexts(gpus):
         ids = [int(g) for g in gpus.split(',') if g.strip()]
     except ValueError:
         raise ValueError('--gpus must be comma-separated GPU numbers, got %r' % (gpus,))
+    if ids == [-1]:
+        ids = []
+    if any(i < 0 for i in ids):
+        raise ValueError('--gpus takes GPU numbers >= 0, or -1 alone for the CPU; got %r'
+                         % (gpus,))
     if not ids:
         return [mx.cpu()]
     available = mx.context.num_gpus()

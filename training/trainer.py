@@ -180,6 +180,7 @@ class Trainer:
         model, or nothing (all None: the initializer draws every parameter)."""
         if resume:
             state, arg, aux, states_path = load_resume_state(self.prefix)
+            self._check_saved_graph(arg, aux)
             expected = self._schedule_record()
             if state.get('schedule') != expected:
                 raise ValueError('%s: saved for schedule %s but this run has %s; resume with the '
@@ -201,6 +202,31 @@ class Trainer:
             return (matching_params(arg, arg_shapes, path),
                     matching_params(aux, aux_shapes, path), None, None)
         return None, None, None, None
+
+    def _check_saved_graph(self, arg, aux):
+        """ValueError of one line when the resume state's weights are not this run's graph
+        (other --multiplier, --net-* or --network than the saved run)."""
+        arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
+                                              self.train_iter.provide_label)
+        for saved, shapes in ((arg, arg_shapes), (aux, aux_shapes)):
+            names = [n for n in shapes if n not in ('data', 'softmax_label')]
+            for name in names:
+                if name not in saved:
+                    problem = '%s is not in the saved weights' % name
+                elif tuple(saved[name].shape) != tuple(shapes[name]):
+                    problem = '%s is %s saved, %s now' % (name, tuple(saved[name].shape),
+                                                          tuple(shapes[name]))
+                else:
+                    continue
+                raise ValueError('%s: the saved run\'s graph differs from this run\'s (%s); '
+                                 'resume with the saved run\'s network flags (--network, '
+                                 '--multiplier, --net-*)' % (state_path(self.prefix), problem))
+            extra = sorted(set(saved) - set(names))
+            if extra:
+                raise ValueError('%s: the saved run\'s graph differs from this run\'s (%s is '
+                                 'saved but not in this graph); resume with the saved run\'s '
+                                 'network flags (--network, --multiplier, --net-*)'
+                                 % (state_path(self.prefix), extra[0]))
 
     def _schedule_record(self):
         s = self.schedule
