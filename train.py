@@ -55,7 +55,8 @@ def parse_args(argv=None):
                    '--top-shift')
     p.add_argument('--force', action='store_true',
                    help='start over on a --prefix that holds an earlier run, replacing it')
-    p.add_argument('--max-steps', type=int, help='stop after this many batches in total')
+    p.add_argument('--max-steps', type=int,
+                   help='stop after this many batches in total (0: save the starting weights)')
     return p.parse_args(argv)
 
 
@@ -68,7 +69,7 @@ def check_args(args):
     """Refuse out-of-range options up front, naming the allowed range."""
     for flag, minimum in (('per_batch_size', 1), ('frequent', 1), ('verbose', 1), ('exf', 1),
                           ('net_n', 1), ('net_stacks', 1), ('num_workers', 0),
-                          ('max_steps', 1), ('wd', 0)):
+                          ('max_steps', 0), ('wd', 0)):
         check_range('--' + flag.replace('_', '-'), getattr(args, flag), minimum=minimum)
     check_range('--lr', args.lr, above=0)
     check_range('--multiplier', args.multiplier, above=0)

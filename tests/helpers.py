@@ -5,6 +5,7 @@ conftest.py imports this module (and re-exports the paths); tests import the bui
 stays cheap, and a library refactor breaks only the tests that use what moved."""
 import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -124,3 +125,17 @@ def train_command(data_dir, prefix, *extra):
             '--data-dir', data_dir, '--prefix', str(prefix), '--multiplier', '0.125',
             '--net-n', '1', '--net-stacks', '1', '--per-batch-size', '4', '--lr', '1e-3',
             '--num-workers', '0', '--frequent', '1', '--gpus', ''] + list(extra)
+
+
+def run_tiny_training(data_dir, prefix, *extra):
+    """train.py on the tiny synth2d network for 2 batches at `prefix` (one checkpoint, a
+    resume state), plus `extra` flags; returns the CompletedProcess."""
+    return subprocess.run(train_command(data_dir, prefix, '--max-steps', '2', '--verbose', '2',
+                                        '--lr-epoch-step', '2', *extra),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def snapshot(folder):
+    """{file name: bytes} of a folder, to check that nothing in it changed."""
+    return {name: open(os.path.join(str(folder), name), 'rb').read()
+            for name in sorted(os.listdir(str(folder)))}

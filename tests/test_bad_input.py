@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURE_FACES, ROOT
-from helpers import NME_LINE, save_tiny_model, train_command, write_synthetic_rec
+from helpers import (NME_LINE, run_tiny_training, save_tiny_model, snapshot,
+                     write_synthetic_rec)
 
 # MXNet's own log lines on stderr ("[21:08:11] src/...") are not the CLI's.
 MXNET_LOG = re.compile(r'^\[\d\d:\d\d:\d\d\] ')
@@ -31,11 +32,6 @@ def run(script, *args, timeout=300):
 def error_lines(proc):
     return [line for line in proc.stderr.splitlines() if line.strip() and
             not MXNET_LOG.match(line)]
-
-
-def snapshot(folder):
-    return {name: open(os.path.join(folder, name), 'rb').read()
-            for name in sorted(os.listdir(folder))}
 
 
 class Paths:
@@ -179,15 +175,10 @@ def test_run_cli_keeps_the_traceback_of_a_bug():
 def test_resume_with_another_multiplier_names_the_saved_graph(synth_dir, tmp_path):
     prefix = tmp_path / 'run' / 'model'
     prefix.parent.mkdir()
-    first = subprocess.run(train_command(synth_dir, prefix, '--max-steps', '2', '--verbose', '2',
-                                         '--lr-epoch-step', '2'),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    first = run_tiny_training(synth_dir, prefix)
     assert first.returncode == 0, first.stderr
     before = snapshot(str(prefix.parent))
-    again = subprocess.run(train_command(synth_dir, prefix, '--max-steps', '2', '--verbose', '2',
-                                         '--lr-epoch-step', '2', '--resume',
-                                         '--multiplier', '0.25'),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = run_tiny_training(synth_dir, prefix, '--resume', '--multiplier', '0.25')
     lines = error_lines(again)
     assert 'Traceback' not in again.stderr, again.stderr
     assert again.returncode == 2 and len(lines) == 1, again.stderr

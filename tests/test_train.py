@@ -11,7 +11,7 @@ import pytest
 import config
 import train
 from conftest import ROOT
-from helpers import train_command
+from helpers import run_tiny_training, snapshot, train_command
 from data.codec import encode_heatmaps
 from inference import HeatmapModel
 from training import Trainer, TrainingDiverged
@@ -174,32 +174,23 @@ def test_two_device_run_resumed_midway_matches_an_uninterrupted_one(tmp_path):
     assert resumed.run()['weights_sha1'] == want
 
 
-def _files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
-
-
 def test_fresh_run_on_an_earlier_runs_prefix_refuses_and_force_replaces(synth_dir, tmp_path):
     prefix = tmp_path / 'run' / 'model'
     prefix.parent.mkdir()
-    first = subprocess.run(train_command(synth_dir, prefix, '--max-steps', '2', '--verbose', '2',
-                                         '--lr-epoch-step', '2'),
-                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+    first = run_tiny_training(synth_dir, prefix)
     assert first.returncode == 0, first.stderr
-    before = _files(prefix.parent)
+    before = snapshot(prefix.parent)
     assert 'model-0001.params' in before
-    other = train_command(synth_dir, prefix, '--max-steps', '2', '--verbose', '2',
-                          '--lr-epoch-step', '2') + ['--multiplier', '0.25']
-    refused = subprocess.run(other, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    refused = run_tiny_training(synth_dir, prefix, '--multiplier', '0.25')
     lines = refused.stderr.strip().splitlines()
     assert refused.returncode == 2 and len(lines) == 1 and 'Traceback' not in refused.stderr
     assert '--resume' in lines[0] and '--force' in lines[0] and 'model-symbol.json' in lines[0]
-    assert _files(prefix.parent) == before          # the earlier run is untouched
+    assert snapshot(prefix.parent) == before        # the earlier run is untouched
     HeatmapModel(str(prefix), 1)                    # and its checkpoint still loads
-    replaced = subprocess.run(other + ['--force'], cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
+    replaced = run_tiny_training(synth_dir, prefix, '--multiplier', '0.25', '--force')
     assert replaced.returncode == 0, replaced.stderr
     assert 'removing the earlier run' in replaced.stdout
-    after = _files(prefix.parent)
+    after = snapshot(prefix.parent)
     # Same kinds of files, every one written by the new run: nothing of the old one is left.
     assert sorted(after) == sorted(before)
     assert all(after[name] != before[name] for name in after), sorted(
