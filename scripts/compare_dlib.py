@@ -25,8 +25,11 @@ from data.geometry import TOP_SHIFT  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
 from inference.aligner import DEFAULT_MODEL  # noqa: E402
+from evaluation.plots import save_ced_plot  # noqa: E402
+from inference import FaceAligner  # noqa: E402
 from scripts.dlib_peer import (compare_with_dlib, load_dlib_predictor,  # noqa: E402
                                measure_dlib_box_convention)
+from scripts.end_to_end import compare_end_to_end  # noqa: E402
 
 
 def main(argv=None):
@@ -46,6 +49,14 @@ def main(argv=None):
                         help='protocol box top shift of the original-protocol line (300W: 40)')
     parser.add_argument('--dlib-model', help="dlib shape predictor .dat (default: "
                         "face_recognition_models' 68-point model)")
+    parser.add_argument('--end-to-end', metavar='FOLDER',
+                        help='photos with .pts files: our detector + model (FaceAligner, '
+                             'refinement on) against dlib\'s HOG detector + predictor, misses '
+                             'counted for both; writes --output/end_to_end_ced.png')
+    parser.add_argument('--detector', default='mtcnn', choices=('mtcnn', 'essh', 'haar'),
+                        help='our face detector for --end-to-end')
+    parser.add_argument('--output', default=os.path.join('outputs', 'compare'),
+                        help='folder for the --end-to-end CED plot')
     parser.add_argument('--measure-dlib-boxes', metavar='TRAIN_REC',
                         help="only measure where dlib's detector puts its box relative to the "
                         'landmark box on these training faces, and print it')
@@ -60,8 +71,10 @@ def main(argv=None):
         print('dlib detector box over %d faces: centre offset %+.3f w, %+.3f h; size %.3f w x '
               '%.3f h' % ((matched,) + convention))
         return 0
+    if args.end_to_end:
+        return end_to_end(args)
     if not args.rec:
-        parser.error('--rec is required')
+        parser.error('--rec or --end-to-end is required')
     try:
         dlib_landmarks = load_dlib_predictor(args.dlib_model)
         model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1,
@@ -76,6 +89,24 @@ def main(argv=None):
         print('error: %s' % exc, file=sys.stderr)
         return 2
     print('\n'.join(result.summary_lines()))
+    return 0
+
+
+def end_to_end(args):
+    try:
+        aligner = FaceAligner(args.prefix, args.epoch, backend=args.backend, batch_size=1,
+                              decode=args.decode, flip_test=args.flip_test,
+                              detector=args.detector)
+        result = compare_end_to_end(aligner, args.end_to_end, args.dlib_model)
+        print('\n'.join(result.summary_lines()))
+        os.makedirs(args.output, exist_ok=True)
+        path = save_ced_plot(result.ced_curves(), os.path.join(args.output, 'end_to_end_ced.png'),
+                             title='End to end on %s' % os.path.basename(
+                                 os.path.normpath(args.end_to_end)))
+    except (ValueError, OSError) as exc:
+        print('error: %s' % exc, file=sys.stderr)
+        return 2
+    print('wrote ced: %s' % path)
     return 0
 
 

@@ -1,0 +1,148 @@
+"""Photo in, 68 points out: our detector + model (FaceAligner) against dlib's HOG detector + its
+68-point shape predictor, on a folder of photos with `.pts` ground truth
+(`compare_dlib.py --end-to-end`).
+
+Each pipeline finds faces on its own. The face that counts is the detection whose box centre
+lies inside the ground-truth landmark box, nearest to its centre; no such detection is a
+miss. Misses are counted for both, and scored two ways: left out (NME over the faces both
+pipelines found) and, over all faces, as the pipeline's landmarks from the ground-truth box
+(ours: the landmark-box crop, then the refinement pass; dlib: the box in its detector's
+convention), counted as a failure whatever that NME. NME: eye-centre normaliser, unfloored
+ground truth (evaluation.metrics.nme).
+"""
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from console import progress as progress_bar
+from data.images import read_image
+from data.readers import read_pts
+from essh.face import Face
+from evaluation import metrics
+from scripts.dlib_peer import DLIB_INSTALL_HINT, dlib_detector_box
+
+FAILURE = 0.10
+PIPELINES = ('ours', 'dlib')
+
+
+def photo_faces(folder):
+    """(name, BGR image, (68, 2) x/y ground truth) of every `.pts` with an image beside it."""
+    found = []
+    for pts in sorted(glob.glob(os.path.join(glob.escape(folder), '*.pts'))):
+        stem = pts[:-4]
+        image = next((stem + ext for ext in ('.jpg', '.jpeg', '.png', '.bmp')
+                      if os.path.isfile(stem + ext)), None)
+        if image is not None:
+            found.append((os.path.basename(stem), image, pts))
+    if not found:
+        raise ValueError('%s: no .pts files with an image beside them' % folder)
+    return found
+
+
+def matching_box(boxes, gt_points):
+    """Index of the box whose centre is inside the landmark box, nearest its centre; or None."""
+    low, high = gt_points.min(axis=0), gt_points.max(axis=0)
+    best, best_distance = None, None
+    for index, box in enumerate(boxes):
+        centre = (np.asarray(box[:2]) + np.asarray(box[2:4])) / 2
+        if np.all(centre >= low) and np.all(centre <= high):
+            distance = np.linalg.norm(centre - (low + high) / 2)
+            if best is None or distance < best_distance:
+                best, best_distance = index, distance
+    return best
+
+
+class _GivenBox:
+    """A detector that reports one given box (no points): the ground-truth fallback."""
+    name = 'ground-truth box'
+
+    def __init__(self, box):
+        self.box = np.asarray(box, dtype=np.float32)
+
+    def detect(self, image_bgr, threshold=None):
+        return [Face(self.box, 1.0, None)]
+
+
+@dataclass
+class EndToEnd:
+    """Per-photo landmarks of both pipelines; `missed[p][i]` says pipeline p missed photo i."""
+    names: list = field(default_factory=list)
+    ground_truth: list = field(default_factory=list)
+    points: dict = field(default_factory=lambda: {p: [] for p in PIPELINES})
+    missed: dict = field(default_factory=lambda: {p: [] for p in PIPELINES})
+    seconds: dict = field(default_factory=lambda: {p: 0.0 for p in PIPELINES})
+
+    def errors(self, pipeline):
+        return metrics.nme(np.array(self.points[pipeline]), np.array(self.ground_truth), 'eye')
+
+    def summary_lines(self):
+        both = ~(np.array(self.missed['ours']) | np.array(self.missed['dlib']))
+        lines = ['%d photos; NME by eye-centre distance, unfloored ground truth; a miss is '
+                 'scored from the ground-truth box and counted as a failure' % len(self.names)]
+        for pipeline in PIPELINES:
+            errors, missed = self.errors(pipeline), np.array(self.missed[pipeline])
+            failures = (errors > FAILURE) | missed
+            lines.append('%-5s misses %3d  NME both-found %6.3f%% (%d)  all %6.3f%%  failures '
+                         '>%d%% %5.2f%%  %7.1f ms/photo' % (
+                             pipeline, missed.sum(), errors[both].mean() * 100, both.sum(),
+                             errors.mean() * 100, FAILURE * 100, failures.mean() * 100,
+                             self.seconds[pipeline] * 1000 / len(self.names)))
+        return lines
+
+    def ced_curves(self):
+        """{label: per-photo errors} with misses as errors past any threshold."""
+        return {pipeline: np.where(self.missed[pipeline], np.inf, self.errors(pipeline))
+                for pipeline in PIPELINES}
+
+
+def _dlib_pipeline(model_path=None):
+    try:
+        import dlib
+    except ImportError:
+        raise ValueError('dlib is not installed; run `%s`' % DLIB_INSTALL_HINT) from None
+    from scripts.dlib_peer import load_dlib_predictor
+    detector, landmarks = dlib.get_frontal_face_detector(), load_dlib_predictor(model_path)
+
+    def boxes(image_bgr):
+        found = detector(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), 1)
+        return [np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64) for r in found]
+    return boxes, landmarks
+
+
+def compare_end_to_end(aligner, folder, dlib_model=None, progress=True):
+    """Run both pipelines over the photos of `folder` (see the module docstring)."""
+    dlib_boxes, dlib_landmarks = _dlib_pipeline(dlib_model)
+    result = EndToEnd()
+    for name, image_path, pts_path in progress_bar(photo_faces(folder), enabled=progress,
+                                                   desc=os.path.basename(folder), unit='photo'):
+        image, gt = read_image(image_path), read_pts(pts_path)
+        box = np.concatenate([gt.min(axis=0), gt.max(axis=0)])
+        start = time.perf_counter()
+        faces = aligner.get_landmarks(image)
+        middle = time.perf_counter()
+        found = dlib_boxes(image)
+        index = matching_box(found, gt)
+        dlib_points = dlib_landmarks(image, found[index] if index is not None
+                                     else dlib_detector_box(box))
+        result.seconds['ours'] += middle - start
+        result.seconds['dlib'] += time.perf_counter() - middle
+        ours = matching_box([f.box for f in faces], gt)
+        if ours is None:
+            detector, aligner.detector = aligner.detector, _GivenBox(box)
+            try:
+                ours_points = aligner.get_landmarks(image)[0].landmarks
+            finally:
+                aligner.detector = detector
+        else:
+            ours_points = faces[ours].landmarks
+        result.names.append(name)
+        result.ground_truth.append(gt)
+        result.points['ours'].append(ours_points)
+        result.points['dlib'].append(dlib_points)
+        result.missed['ours'].append(ours is None)
+        result.missed['dlib'].append(index is None)
+    return result
