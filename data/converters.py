@@ -65,6 +65,7 @@ class PackSummary:
         self.paths = {}
         self.skipped = []
         self.missing = []
+        self.removed = []   # stale split files of an earlier run into the same folder
         self.seconds = 0.0
 
     def __str__(self):
@@ -77,6 +78,9 @@ class PackSummary:
         if self.missing:
             lines.append('listed but not found %d: %s' % (len(self.missing),
                                                            ' '.join(self.missing)))
+        if self.removed:
+            lines.append('removed stale splits of an earlier run (their faces may now be in '
+                         'another split): %s' % ' '.join(self.removed))
         return '\n'.join(lines)
 
 
@@ -156,8 +160,33 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
             first = summary.skipped[0][1] if summary.skipped else 'nothing selected'
             raise ValueError('%s: no sample could be packed (%d skipped; first: %s)'
                              % (source or out_dir, len(summary.skipped), first))
+    owned = owned_splits(default_split, split, listed is not None or bool(val_fraction))
+    summary.removed = remove_stale_splits(out_dir, owned, summary.paths)
     summary.seconds = time.time() - started
     return summary
+
+
+def owned_splits(default_split, split=None, held_out=False):
+    """The split names one packing run decides: the named split; or the default split, and
+    with it `val` whenever that run is a train/val split (default `train`, or a hold-out)."""
+    if split:
+        return {split}
+    if held_out or default_split == 'train':
+        return {default_split, 'train', 'val'}
+    return {default_split}
+
+
+def remove_stale_splits(out_dir, owned, written):
+    """Delete `<split>.rec/.idx` files in `out_dir` of the `owned` splits this run did not
+    write: an earlier run's held-out faces that this run may have packed into another split
+    (test data leaking into training). Returns the removed paths."""
+    removed = []
+    for split in sorted(set(owned) - set(written)):
+        for path in (os.path.join(out_dir, split + ext) for ext in ('.rec', '.idx')):
+            if os.path.exists(path):
+                os.remove(path)
+                removed.append(path)
+    return removed
 
 
 def _files_by_stem(folder, extensions):

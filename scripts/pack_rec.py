@@ -9,6 +9,7 @@ Examples:
 """
 import argparse
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,9 +50,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _stop_on_sigterm(signum, frame):
+    # As Ctrl-C does: unwinding lets the record writers remove their half-written *.tmp files.
+    raise SystemExit(128 + signum)
+
+
 def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if args.images and args.format != 'cofw':
         raise ValueError('--images is only for --format cofw')
     check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)

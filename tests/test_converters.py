@@ -1,5 +1,9 @@
 """Converters: .pts/.mat readers, the record transform, packers, splits and the pack_rec CLI."""
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import mxnet as mx
@@ -315,3 +319,38 @@ def test_cli_packs_and_reports_errors_in_one_line(tmp_path, capsys):
     code, _, err = run_cli(['--format', 'aflw2000', '--input', missing, '--output',
                             str(tmp_path / 'x')], capsys)
     assert code == 2 and err.strip() == 'error: %s: not a folder' % missing
+
+
+def test_repacking_without_a_hold_out_removes_the_stale_val_split(tmp_path):
+    """An old val.rec beside a new train.rec that now holds its faces would leak test faces
+    into training: the repack removes it and says so; other data sets in the folder stay."""
+    folder = tmp_path / 'faces'
+    folder.mkdir()
+    make_pts_folder(str(folder), count=6)
+    out = tmp_path / 'out'
+    converters.pack_pts_folder(str(folder), str(out), val_fraction=0.34, seed=3)
+    converters.pack_pts_folder(str(folder), str(out), split='ibug')
+    summary = converters.pack_pts_folder(str(folder), str(out))
+    assert summary.written == {'train': 6}
+    assert sorted(p.name for p in out.iterdir()) == ['ibug.idx', 'ibug.rec', 'train.idx',
+                                                      'train.rec']
+    assert 'removed stale splits' in str(summary) and 'val.rec' in str(summary)
+    # Packing a named test split leaves the training splits alone.
+    assert not converters.pack_pts_folder(str(folder), str(out), split='ibug').removed
+
+
+def test_sigterm_during_packing_leaves_no_temporary_files(tmp_path):
+    folder = tmp_path / 'faces'
+    folder.mkdir()
+    make_pts_folder(str(folder), count=400)
+    out = tmp_path / 'out'
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'scripts', 'pack_rec.py'),
+                             '--format', 'pts', '--input', str(folder), '--output', str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list(out.glob('*.tmp')) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, 'packing finished before it could be stopped'
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    assert list(out.iterdir()) == []
