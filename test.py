@@ -13,7 +13,7 @@ from console import check_range, configure_logging, run_cli
 from fileio import check_writable_dir
 from inference import FaceAligner, context_for_gpu
 from inference.aligner import DEFAULT_MODEL
-from inference.demo import annotate_image, annotate_video, output_names
+from inference.demo import VideoInterrupted, annotate_image, annotate_video, output_names
 from inference.images import is_video, list_inputs
 
 WINDOW = 'face alignment'
@@ -67,22 +67,33 @@ def _main(argv=None):
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:
-            if is_video(path):
-                on_frame = (lambda frame: _show(frame, 1)) if show else None
-                jsonl_path, video_path, frames = annotate_video(aligner, path, args.output,
-                                                                on_frame, name=name)
-                print('%s: %d frames -> %s, %s' % (path, frames, video_path, jsonl_path))
-                continue
-            png_path, json_path, faces = annotate_image(aligner, path, args.output, name=name)
+            annotate(aligner, path, name, args.output, show)
         except ValueError as exc:
             print('skipped: %s' % exc, file=sys.stderr)
             skipped += 1
-            continue
-        print('%s: %d face(s) -> %s, %s' % (path, len(faces), png_path, json_path))
-        if show:
-            _show(cv2.imread(png_path), 0)
+        except VideoInterrupted as stop:
+            print('interrupted: kept the %d frames done of %s -> %s, %s'
+                  % (stop.frames, path, stop.video_path, stop.jsonl_path), file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:
+            print('interrupted during %s' % path, file=sys.stderr)
+            return 130
     print('done: %d input(s), %d skipped' % (len(inputs), skipped))
     return 0 if skipped < len(inputs) else 2
+
+
+def annotate(aligner, path, name, output, show):
+    """Run one image or video and print where its results went."""
+    if is_video(path):
+        on_frame = (lambda frame: _show(frame, 1)) if show else None
+        jsonl_path, video_path, frames = annotate_video(aligner, path, output, on_frame,
+                                                        name=name)
+        print('%s: %d frames -> %s, %s' % (path, frames, video_path, jsonl_path))
+        return
+    png_path, json_path, faces = annotate_image(aligner, path, output, name=name)
+    print('%s: %d face(s) -> %s, %s' % (path, len(faces), png_path, json_path))
+    if show:
+        _show(cv2.imread(png_path), 0)
 
 
 def main(argv=None):

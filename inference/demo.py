@@ -52,10 +52,20 @@ def annotate_image(aligner, path, output_dir, name=None, png_suffix='_landmarks'
     return png_path, json_path, faces
 
 
+class VideoInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a video, after the frames done so far were saved (`jsonl_path`,
+    `video_path`, `frames`)."""
+
+    def __init__(self, jsonl_path, video_path, frames):
+        super().__init__(jsonl_path, video_path, frames)
+        self.jsonl_path, self.video_path, self.frames = jsonl_path, video_path, frames
+
+
 def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
     """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`,
     where `name` defaults to the video's file name; `on_frame(annotated)` sees each drawn
-    frame. Return (jsonl path, video path, frames)."""
+    frame. Return (jsonl path, video path, frames). On Ctrl-C the frames done so far are
+    written the same way and VideoInterrupted is raised."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise ValueError('%s: not a readable video' % path)
@@ -64,7 +74,7 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
     video_path, tmp_video = stem + '_landmarks.mp4', stem + '_landmarks.tmp.mp4'
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    writer, lines = None, []
+    writer, lines, interrupted = None, [], False
     try:
         with progress(total=total, desc=os.path.basename(path), unit='frame') as bar:
             ok, frame = capture.read()
@@ -82,12 +92,20 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
                     on_frame(annotated)
                 bar.update(1)
                 ok, frame = capture.read()
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         capture.release()
         if writer is not None:
             writer.release()
     if not lines:
+        if writer is not None and os.path.exists(tmp_video):
+            os.remove(tmp_video)
+        if interrupted:
+            raise KeyboardInterrupt
         raise ValueError('%s: video has no readable frames' % path)
     os.replace(tmp_video, video_path)
     jsonl_path = _write_bytes(stem + '.jsonl', ('\n'.join(lines) + '\n').encode())
+    if interrupted:
+        raise VideoInterrupted(jsonl_path, video_path, len(lines))
     return jsonl_path, video_path, len(lines)

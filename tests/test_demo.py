@@ -2,8 +2,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -90,3 +92,33 @@ def test_inputs_sharing_a_stem_get_their_own_outputs(tmp_path):
                       str(tmp_path / 'b' / 'face.jpg')]
     assert {p.name for p in out.glob('*_landmarks.png')} == {
         'face_landmarks.png', 'face-2_landmarks.png', 'face-3_landmarks.png'}
+
+
+def test_ctrl_c_during_a_video_keeps_the_frames_done(tmp_path):
+    prefix = save_tiny_model(str(tmp_path / 'model'))
+    photo = cv2.imread(PHOTO)
+    clip = str(tmp_path / 'clip.avi')
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                             (photo.shape[1], photo.shape[0]))
+    for _ in range(400):
+        writer.write(photo)
+    writer.release()
+    out = tmp_path / 'out'
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'test.py'), '--image', clip,
+                             '--prefix', prefix, '--output', str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not list(out.glob('*.tmp.mp4')) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(1.0)    # a few frames into the video
+    assert proc.poll() is None, 'the video finished before it could be interrupted'
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert 'Traceback' not in stderr and 'interrupted: kept the' in stderr
+    frames = (out / 'clip.jsonl').read_text().splitlines()
+    assert 1 <= len(frames) < 400
+    saved = cv2.VideoCapture(str(out / 'clip_landmarks.mp4'))
+    assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
+    saved.release()
+    assert not list(out.glob('*.tmp*'))
