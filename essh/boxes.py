@@ -8,10 +8,15 @@ import numpy as np
 from ._kernels import ext
 
 
+def box_sizes(boxes):
+    """(widths, heights) of (N, 4) pixel-inclusive boxes."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return boxes[:, 2] - boxes[:, 0] + 1.0, boxes[:, 3] - boxes[:, 1] + 1.0
+
+
 def _centre_size(boxes):
     boxes = np.asarray(boxes, dtype=np.float64)
-    widths = boxes[:, 2] - boxes[:, 0] + 1.0
-    heights = boxes[:, 3] - boxes[:, 1] + 1.0
+    widths, heights = box_sizes(boxes)
     return boxes[:, 0] + 0.5 * (widths - 1.0), boxes[:, 1] + 0.5 * (heights - 1.0), widths, heights
 
 
@@ -71,7 +76,8 @@ def clip_points(points, image_shape):
 
 
 def box_areas(boxes):
-    return (boxes[:, 2] - boxes[:, 0] + 1.0) * (boxes[:, 3] - boxes[:, 1] + 1.0)
+    widths, heights = box_sizes(boxes)
+    return widths * heights
 
 
 def box_overlaps_numpy(boxes, query_boxes):

@@ -38,7 +38,7 @@ import numpy as np
 
 from data.images import to_bgr8
 
-from .boxes import nms
+from .boxes import box_sizes, nms
 from .detector import default_context
 from .face import faces_from_arrays
 from .mtcnn_nets import NUM_POINTS, load_net
@@ -100,15 +100,13 @@ def window_boxes(prob, reg, scale, threshold):
 
 def calibrate(boxes, reg):
     """Boxes moved by their regression, in units of the box width and height."""
-    widths = boxes[:, 2] - boxes[:, 0] + 1.0
-    heights = boxes[:, 3] - boxes[:, 1] + 1.0
+    widths, heights = box_sizes(boxes)
     return boxes + reg * np.stack([widths, heights, widths, heights], axis=1)
 
 
 def square(boxes):
     """Squares of side max(w, h) on the boxes' centres, corners rounded to whole pixels."""
-    widths = boxes[:, 2] - boxes[:, 0] + 1.0
-    heights = boxes[:, 3] - boxes[:, 1] + 1.0
+    widths, heights = box_sizes(boxes)
     sides = np.maximum(widths, heights)
     x1 = boxes[:, 0] + 0.5 * widths - 0.5 * sides
     y1 = boxes[:, 1] + 0.5 * heights - 0.5 * sides
@@ -264,8 +262,7 @@ class MTCNNDetector:
                                                              np.float32))
         passed = np.flatnonzero(prob[:, 1] > self.thresholds[2])
         boxes, scores, reg, marks = boxes[passed], prob[passed, 1], reg[passed], marks[passed]
-        widths = boxes[:, 2] - boxes[:, 0] + 1.0
-        heights = boxes[:, 3] - boxes[:, 1] + 1.0
+        widths, heights = box_sizes(boxes)
         points = np.stack([boxes[:, 0:1] + widths[:, None] * marks[:, 0:5],
                            boxes[:, 1:2] + heights[:, None] * marks[:, 5:10]], axis=2)
         boxes = calibrate(boxes, reg)
@@ -274,8 +271,7 @@ class MTCNNDetector:
 
     def _points(self, image, boxes, points):
         """Stage 4: the five points (N, 5, 2) moved by L-Net."""
-        sides = np.round(LNET_PATCH * np.maximum(boxes[:, 2] - boxes[:, 0] + 1.0,
-                                                 boxes[:, 3] - boxes[:, 1] + 1.0))
+        sides = np.round(LNET_PATCH * np.maximum(*box_sizes(boxes)))
         sides = np.maximum(sides + sides % 2, 2.0)          # even, as the published port
         corners = np.round(points - 0.5 * sides[:, None, None])
         patches = np.concatenate(

@@ -24,7 +24,7 @@ from . import metrics
 
 FAILURE_THRESHOLDS = (0.08, 0.10)
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -190,10 +190,10 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         raise ValueError('%s: test set has no records' % reader.rec_path)
     unreadable = [item for item in result.skipped if item[1].startswith('unreadable')]
     if unreadable:
-        log.warning('%s: skipped %d unreadable record(s) of %d: %s', reader.rec_path,
-                    len(unreadable), len(reader),
-                    '; '.join('record %d: %s' % item for item in unreadable[:10])
-                    + (' ...' if len(unreadable) > 10 else ''))
+        logger.warning('%s: skipped %d unreadable record(s) of %d: %s', reader.rec_path,
+                       len(unreadable), len(reader),
+                       '; '.join('record %d: %s' % item for item in unreadable[:10])
+                       + (' ...' if len(unreadable) > 10 else ''))
     if not result.record_ids and len(unreadable) == len(reader):
         raise ValueError('%s: no record could be read (%d skipped; first: record %d: %s); is '
                          '%s the index of this file?' % (reader.rec_path, len(unreadable),

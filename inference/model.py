@@ -5,10 +5,11 @@ import os
 import mxnet as mx
 import numpy as np
 
+from console import error_line
 from data.codec import HeatmapCodec
 from data.landmarks import FLIP_ORDER
-from symbols.checkpoint import (checked_params, error_line, load_inference_checkpoint,
-                                network_sizes, params_path, symbol_path)
+from symbols.checkpoint import (checked_params, load_inference_checkpoint, network_sizes,
+                                params_path, symbol_path)
 
 
 def context_for_gpu(gpu):

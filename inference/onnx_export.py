@@ -18,9 +18,10 @@ import mxnet as mx
 import numpy as np
 import onnx
 
+from console import error_line
 from fileio import atomic_write
-from symbols.checkpoint import (checked_params, error_line, load_inference_checkpoint,
-                                network_sizes, params_path, symbol_path)
+from symbols.checkpoint import (checked_params, load_inference_checkpoint, network_sizes,
+                                params_path, symbol_path)
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13

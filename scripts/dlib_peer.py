@@ -39,14 +39,31 @@ DLIB_INSTALL_HINT = 'pip install -r requirements-dlib.txt'
 DLIB_DETECTOR_BOX = (-0.001, -0.096, 1.069, 1.122)
 
 
-def load_dlib_predictor(model_path=None):
-    """dlib's 68-point shape predictor (the face_recognition_models file by default). dlib is
-    an optional dependency, imported only here; ValueError with the install command when it is
-    missing."""
+def _import_dlib():
+    """dlib, an optional dependency imported only here; ValueError with the install command
+    when it is missing."""
     try:
         import dlib
     except ImportError:
         raise ValueError('dlib is not installed; run `%s`' % DLIB_INSTALL_HINT) from None
+    return dlib
+
+
+def load_dlib_detector():
+    """dlib's HOG face detector, upsampling the image once: image_bgr -> [(x1, y1, x2, y2)]
+    float64 boxes."""
+    detector = _import_dlib().get_frontal_face_detector()
+
+    def boxes(image_bgr):
+        found = detector(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), 1)
+        return [np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64) for r in found]
+    return boxes
+
+
+def load_dlib_predictor(model_path=None):
+    """dlib's 68-point shape predictor (the face_recognition_models file by default):
+    (image_bgr, box) -> (68, 2) x/y."""
+    dlib = _import_dlib()
     if model_path is None:
         try:
             import face_recognition_models
@@ -80,11 +97,7 @@ def measure_dlib_box_convention(rec_path, limit=600, progress=True):
     """DLIB_DETECTOR_BOX re-measured: (median offsets and ratios, faces matched) of dlib's HOG
     detector boxes against the landmark boxes of the first `limit` records of `rec_path`. A
     detection counts when its centre is within 0.3 box sides of the landmark box centre."""
-    try:
-        import dlib
-    except ImportError:
-        raise ValueError('dlib is not installed; run `%s`' % DLIB_INSTALL_HINT) from None
-    detector = dlib.get_frontal_face_detector()
+    detect = load_dlib_detector()
     records = RecordFile(rec_path)
     rows = []
     try:
@@ -92,12 +105,11 @@ def measure_dlib_box_convention(rec_path, limit=600, progress=True):
             image, points, _ = unpack_record(records.read(offset))
             (x1, y1), (x2, y2) = points.min(axis=0), points.max(axis=0)
             width, height = x2 - x1, y2 - y1
-            for found in detector(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 1):
-                dx = ((found.left() + found.right()) / 2 - (x1 + x2) / 2) / width
-                dy = ((found.top() + found.bottom()) / 2 - (y1 + y2) / 2) / height
+            for left, top, right, bottom in detect(image):
+                dx = ((left + right) / 2 - (x1 + x2) / 2) / width
+                dy = ((top + bottom) / 2 - (y1 + y2) / 2) / height
                 if abs(dx) < 0.3 and abs(dy) < 0.3:
-                    rows.append((dx, dy, (found.right() - found.left()) / width,
-                                 (found.bottom() - found.top()) / height))
+                    rows.append((dx, dy, (right - left) / width, (bottom - top) / height))
                     break
     finally:
         records.close()

@@ -15,7 +15,6 @@ import os
 import time
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from console import progress as progress_bar
@@ -23,7 +22,7 @@ from data.images import read_image
 from data.readers import read_pts
 from essh.face import Face
 from evaluation import metrics
-from scripts.dlib_peer import DLIB_INSTALL_HINT, dlib_detector_box
+from scripts.dlib_peer import dlib_detector_box, load_dlib_detector, load_dlib_predictor
 
 FAILURE = 0.10
 PIPELINES = ('ours', 'dlib')
@@ -99,23 +98,9 @@ class EndToEnd:
                 for pipeline in PIPELINES}
 
 
-def _dlib_pipeline(model_path=None):
-    try:
-        import dlib
-    except ImportError:
-        raise ValueError('dlib is not installed; run `%s`' % DLIB_INSTALL_HINT) from None
-    from scripts.dlib_peer import load_dlib_predictor
-    detector, landmarks = dlib.get_frontal_face_detector(), load_dlib_predictor(model_path)
-
-    def boxes(image_bgr):
-        found = detector(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB), 1)
-        return [np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64) for r in found]
-    return boxes, landmarks
-
-
 def compare_end_to_end(aligner, folder, dlib_model=None, progress=True):
     """Run both pipelines over the photos of `folder` (see the module docstring)."""
-    dlib_boxes, dlib_landmarks = _dlib_pipeline(dlib_model)
+    dlib_boxes, dlib_landmarks = load_dlib_detector(), load_dlib_predictor(dlib_model)
     result = EndToEnd()
     for name, image_path, pts_path in progress_bar(photo_faces(folder), enabled=progress,
                                                    desc=os.path.basename(folder), unit='photo'):

@@ -11,7 +11,7 @@ import re
 
 import mxnet as mx
 
-from console import error_line  # noqa: F401 - the one definition; re-exported here
+from console import error_line
 from fileio import atomic_write
 
 from .heatmap_net import SIZES, heatmap_output
@@ -136,17 +136,21 @@ def checked_params(symbol, arg_params, aux_params, source, input_size, channels=
     checked = []
     for names, shapes, given in ((symbol.list_arguments(), arg_shapes, arg_params),
                                  (symbol.list_auxiliary_states(), aux_shapes, aux_params)):
-        needed = {}
-        for name, shape in zip(names, shapes):
-            if name == 'data':
-                continue
-            if name not in given:
-                raise ValueError('%s: parameters do not fit the network (%s is missing)'
-                                 % (source, name))
-            if tuple(given[name].shape) != tuple(shape):
-                raise ValueError('%s: parameters do not fit the network (%s has shape %s, the '
-                                 'network needs %s)' % (source, name, tuple(given[name].shape),
-                                                        tuple(shape)))
-            needed[name] = given[name]
-        checked.append(needed)
+        needed = {name: shape for name, shape in zip(names, shapes) if name != 'data'}
+        problem = param_mismatch(needed, given)
+        if problem:
+            raise ValueError('%s: parameters do not fit the network (%s)' % (source, problem))
+        checked.append({name: given[name] for name in needed})
     return checked[0], checked[1]
+
+
+def param_mismatch(shapes, given):
+    """The first of the {name: shape} arrays that `given` lacks or holds in another shape, as
+    text ('X is missing', 'X has shape A, the network needs B'), or None when all fit."""
+    for name, shape in shapes.items():
+        if name not in given:
+            return '%s is missing' % name
+        if tuple(given[name].shape) != tuple(shape):
+            return '%s has shape %s, the network needs %s' % (name, tuple(given[name].shape),
+                                                             tuple(shape))
+    return None

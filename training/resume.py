@@ -16,6 +16,11 @@ def state_path(prefix):
     return '%s-state.json' % prefix
 
 
+def _beside(prefix, name):
+    """A file the state names (by base name), in the prefix's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(prefix)), name)
+
+
 def save_resume_state(prefix, module, state, with_optimizer):
     """Weights, optimizer states (when this process holds them) and `state` (a JSON dict with
     at least 'batch'), committed together by the final replace of the JSON file."""
@@ -29,11 +34,10 @@ def save_resume_state(prefix, module, state, with_optimizer):
     previous = _read_state(state_path(prefix)) if os.path.exists(state_path(prefix)) else None
     atomic_write(state_path(prefix), lambda tmp: _write_json(tmp, state))
     if previous:
-        directory = os.path.dirname(os.path.abspath(prefix))
         for key in ('params', 'states'):
             name = previous.get(key)
-            if name and name != state[key] and os.path.exists(os.path.join(directory, name)):
-                os.remove(os.path.join(directory, name))
+            if name and name != state[key] and os.path.exists(_beside(prefix, name)):
+                os.remove(_beside(prefix, name))
 
 
 def resume_files(prefix):
@@ -45,8 +49,7 @@ def resume_files(prefix):
         state = _read_state(path)
     except ValueError:
         return [path]
-    directory = os.path.dirname(os.path.abspath(prefix))
-    named = [os.path.join(directory, state[key]) for key in ('params', 'states') if state.get(key)]
+    named = [_beside(prefix, state[key]) for key in ('params', 'states') if state.get(key)]
     return [path] + [name for name in named if os.path.exists(name)]
 
 
@@ -57,9 +60,8 @@ def load_resume_state(prefix):
         raise ValueError('%s: no resume state; was this run started with --prefix %s?'
                          % (path, prefix))
     state = _read_state(path)
-    directory = os.path.dirname(os.path.abspath(prefix))
-    arg, aux = load_params(os.path.join(directory, state['params']))
-    states = os.path.join(directory, state['states']) if state.get('states') else None
+    arg, aux = load_params(_beside(prefix, state['params']))
+    states = _beside(prefix, state['states']) if state.get('states') else None
     return state, arg, aux, states
 
 

@@ -209,24 +209,14 @@ class Trainer:
         arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
                                               self.train_iter.provide_label)
         for saved, shapes in ((arg, arg_shapes), (aux, aux_shapes)):
-            names = [n for n in shapes if n not in ('data', 'softmax_label')]
-            for name in names:
-                if name not in saved:
-                    problem = '%s is not in the saved weights' % name
-                elif tuple(saved[name].shape) != tuple(shapes[name]):
-                    problem = '%s is %s saved, %s now' % (name, tuple(saved[name].shape),
-                                                          tuple(shapes[name]))
-                else:
-                    continue
+            needed = {n: s for n, s in shapes.items() if n not in ('data', 'softmax_label')}
+            extra = sorted(set(saved) - set(needed))
+            problem = checkpoint.param_mismatch(needed, saved) or (
+                '%s is saved but not in this graph' % extra[0] if extra else None)
+            if problem:
                 raise ValueError('%s: the saved run\'s graph differs from this run\'s (%s); '
                                  'resume with the saved run\'s network flags (--network, '
                                  '--multiplier, --net-*)' % (state_path(self.prefix), problem))
-            extra = sorted(set(saved) - set(names))
-            if extra:
-                raise ValueError('%s: the saved run\'s graph differs from this run\'s (%s is '
-                                 'saved but not in this graph); resume with the saved run\'s '
-                                 'network flags (--network, --multiplier, --net-*)'
-                                 % (state_path(self.prefix), extra[0]))
 
     def _schedule_record(self):
         s = self.schedule
