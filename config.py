@@ -19,6 +19,11 @@ BASE = {
     'multiplier': 1.0,
     'gaussian': 1,              # heatmap sigma
     'per_batch_size': 16,
+    # Training augmentation beyond the original's (docs/data-format.md §5.1), off by default:
+    # crop-centre shift sigma (fraction of the crop side), occluder probability, colour gains.
+    'aug_shift': 0.0,
+    'aug_occlusion': 0.0,
+    'aug_color': 0.0,
 }
 
 NETWORKS = {

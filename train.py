@@ -44,6 +44,13 @@ def parse_args(argv=None):
     p.add_argument('--multiplier', type=float, help='channel width multiplier')
     p.add_argument('--net-loss', choices=LOSSES, help="per-stack heatmap loss: 'l2' (the "
                    "original's default) or 'ce' (cross-entropy of each map's spatial softmax)")
+    p.add_argument('--aug-shift', type=float, help='sigma of a random crop-centre shift per '
+                   'axis, as a fraction of the crop side (0: none, as the original; clipped '
+                   'at 2 sigma)')
+    p.add_argument('--aug-occlusion', type=float,
+                   help='probability of a random occluding rectangle on a training crop')
+    p.add_argument('--aug-color', type=float,
+                   help='half-range of random contrast and brightness gains (0.2: x0.8..1.2)')
     p.add_argument('--gpus', help="e.g. 0,1; '' or -1 for CPU (default: CUDA_VISIBLE_DEVICES)")
     p.add_argument('--kvstore', choices=KVSTORES)
     p.add_argument('--num-workers', type=int, help='data-loading worker processes')
@@ -62,7 +69,8 @@ def parse_args(argv=None):
 
 CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
                 'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
-                'multiplier', 'net_loss', 'kvstore', 'val_top_shift')
+                'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'aug_shift',
+                'aug_occlusion', 'aug_color')
 
 
 def check_args(args):
@@ -74,6 +82,9 @@ def check_args(args):
     check_range('--lr', args.lr, above=0)
     check_range('--multiplier', args.multiplier, above=0)
     check_range('--val-top-shift', args.val_top_shift, minimum=0, maximum=ALIGN_SIZE)
+    check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
+    check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
+    check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
 
 
 def build_config(args):

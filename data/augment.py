@@ -1,6 +1,7 @@
 """One record image -> network-input crops: training augmentation (docs/data-format.md §5) or
 the validation crop (docs/protocol.md §3), every random draw from an explicit RandomState."""
 from collections import namedtuple
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -14,6 +15,28 @@ SCALE_SIGMA = 0.2        # crop side = base_scale * clip(1 + 0.2 N(0, 1), 0.8, 1
 MAX_TRIES = 3            # new draws while a landmark falls outside the crop
 FLIP_PROBABILITY = 0.5
 
+# Box jitter and occluders (docs/data-format.md §5.1): off by default, as in the original.
+MAX_SHIFT_SIGMAS = 2     # a crop-centre shift is clipped at 2 sigma per axis
+OCCLUDER_SIDES = (0.15, 0.45)   # occluder width and height, as fractions of the crop side
+
+
+@dataclass(frozen=True)
+class ExtraAugmentation:
+    """Augmentation beyond the original's. `shift`: sigma of the crop-centre shift per axis,
+    as a fraction of the crop side (detector boxes sit off the protocol box's centre);
+    `occlusion`: probability of one random rectangle of flat colour or noise over the crop;
+    `color`: half-range of the random contrast and brightness gains (0.2: x0.8..1.2)."""
+    shift: float = 0.0
+    occlusion: float = 0.0
+    color: float = 0.0
+
+    @classmethod
+    def from_config(cls, cfg):
+        return cls(cfg['aug_shift'], cfg['aug_occlusion'], cfg['aug_color'])
+
+
+NO_EXTRA = ExtraAugmentation()
+
 # image: (S, S, 3) uint8 crop; points: (68, 2) float64 x/y in crop pixels; cells: (68, 2)
 # int32 heatmap cells; transform: the 2 x 3 map from record-image to crop pixels.
 Crop = namedtuple('Crop', 'image points cells transform')
@@ -24,6 +47,48 @@ def draw_crop_params(rng, base_scale):
     rotation = rng.randint(-MAX_ROTATION, MAX_ROTATION)
     ratio = min(1 + SCALE_SIGMA, max(1 - SCALE_SIGMA, rng.randn() * SCALE_SIGMA + 1))
     return rotation, int(base_scale * ratio)
+
+
+def draw_shift(rng, sigma, scale):
+    """A crop-centre offset in record pixels: N(0, sigma) of the crop side per axis, clipped at
+    MAX_SHIFT_SIGMAS sigma. No draw when sigma is 0, so the original's sequence is kept."""
+    if sigma <= 0:
+        return np.zeros(2)
+    limit = MAX_SHIFT_SIGMAS * sigma
+    return np.clip(rng.randn(2) * sigma, -limit, limit) * scale
+
+
+def occlude(image, rng):
+    """Paint one random rectangle (sides OCCLUDER_SIDES of the crop side, anywhere on it) with
+    a flat random colour or uniform noise, in place."""
+    size = image.shape[0]
+    width, height = (rng.uniform(*OCCLUDER_SIDES, size=2) * size).astype(int)
+    left, top = rng.randint(0, size - width + 1), rng.randint(0, size - height + 1)
+    patch = image[top:top + height, left:left + width]
+    if rng.rand() < 0.5:
+        patch[:] = rng.randint(0, 256, size=3)
+    else:
+        patch[:] = rng.randint(0, 256, size=patch.shape)
+
+
+def jitter_color(image, rng, amount):
+    """Random contrast (about the crop's mean) and brightness gains in [1 - amount, 1 + amount]."""
+    contrast, brightness = rng.uniform(1 - amount, 1 + amount, size=2)
+    pixels = image.astype(np.float32)
+    mean = pixels.mean()
+    pixels = (pixels - mean) * contrast + mean * brightness
+    return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+
+
+def photometric(crop, rng, extra):
+    """The crop with the occluder and colour draws of `extra` applied (landmarks unchanged)."""
+    image = crop.image
+    if extra.occlusion > 0 and rng.rand() < extra.occlusion:
+        image = image.copy()
+        occlude(image, rng)
+    if extra.color > 0:
+        image = jitter_color(image, rng, extra.color)
+    return crop._replace(image=image)
 
 
 def points_inside(points, size):
@@ -51,22 +116,25 @@ def flip_crop(crop, label_size):
                 compose_affine(crop.transform, mirror))
 
 
-def augment(image, points, rng, input_size=128, label_size=64, base_scale=256, coherent=False):
+def augment(image, points, rng, input_size=128, label_size=64, base_scale=256, coherent=False,
+            extra=NO_EXTRA):
     """Training crops of one record image (x/y points in its pixels), or None when a landmark
     left the crop in all MAX_TRIES draws.
 
     Returns [crop], randomly flipped with p = 0.5, or with `coherent` the pair
-    [crop, flip_crop(crop)] and no random flip.
+    [crop, flip_crop(crop)] and no random flip. `extra` (ExtraAugmentation) adds a crop-centre
+    shift to each try and an occluder and colour gains before the flip.
     """
-    centre = (image.shape[1] // 2, image.shape[0] // 2)
+    record_centre = np.array([image.shape[1] // 2, image.shape[0] // 2], dtype=np.float64)
     for _ in range(MAX_TRIES):
         rotation, scale = draw_crop_params(rng, base_scale)
+        centre = record_centre + draw_shift(rng, extra.shift, scale)
         transform = crop_transform(centre, input_size, scale, rotation)
         if points_inside(warp_points(points, transform), input_size):
             break
     else:
         return None
-    crop = make_crop(image, points, transform, input_size, label_size)
+    crop = photometric(make_crop(image, points, transform, input_size, label_size), rng, extra)
     if coherent:
         return [crop, flip_crop(crop, label_size)]
     if rng.rand() < FLIP_PROBABILITY:
