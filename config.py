@@ -18,6 +18,7 @@ BASE = {
     'net_coherent': False,
     'multiplier': 1.0,
     'gaussian': 1,              # heatmap sigma
+    'target_encoding': 'cell',  # Gaussian target on the truncated cell, or 'subpixel'
     'per_batch_size': 16,
     # Training augmentation beyond the original's (docs/data-format.md §5.1), off by default:
     # crop-centre shift sigma (fraction of the crop side), occluder probability, colour gains.

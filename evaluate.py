@@ -11,6 +11,7 @@ import sys
 import config
 import essh
 from console import check_range, configure_logging, run_cli
+from data.codec import DECODE_METHODS
 from data.geometry import ALIGN_SIZE, TOP_SHIFT
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
@@ -46,14 +47,18 @@ def parse_args(argv=None):
                         help='face detector of --use-essh: the original\'s ESSH (weights in '
                              '--essh-dir), the bundled MTCNN, or OpenCV\'s Haar cascade')
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
-    parser.add_argument('--decode', choices=['argmax', 'subpixel'], default='argmax',
-                        help='heatmap decoding: the original integer argmax, or sub-pixel')
+    parser.add_argument('--decode', choices=DECODE_METHODS, default='argmax',
+                        help='heatmap decoding: the original integer argmax, a parabola fit '
+                             '(subpixel) or the DARK Taylor step (dark), docs/protocol.md §9')
     parser.add_argument('--top-shift', type=int, default=None,
                         help='crop top shift (default: the test set\'s preset, '
                              'docs/protocol.md); for records packed with another '
                              'pack_rec.py --top-shift')
     parser.add_argument('--flip-test', action='store_true',
                         help='average each crop\'s heatmaps with its mirror image\'s')
+    parser.add_argument('--unfloored-gt', action='store_true',
+                        help='score against the labels as they are, not floored to the crop '
+                             'grid as the original protocol does (docs/protocol.md §9)')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--output', default=None,
                         help='folder for results JSON and CED plot (default outputs/eval)')
@@ -95,7 +100,8 @@ def _main(argv=None):
         print('face detector: %s' % detector.name)
     top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
-                          decode=args.decode, batch_size=args.batch_size, detector=detector)
+                          decode=args.decode, batch_size=args.batch_size, detector=detector,
+                          floor_ground_truth=not args.unfloored_gt)
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

@@ -11,6 +11,7 @@ import sys
 
 import config
 from console import check_range, configure_logging, run_cli
+from data.codec import TARGET_ENCODINGS
 from data.geometry import ALIGN_SIZE
 from fileio import check_writable_dir
 from symbols.heatmap_net import LOSSES
@@ -44,6 +45,9 @@ def parse_args(argv=None):
     p.add_argument('--multiplier', type=float, help='channel width multiplier')
     p.add_argument('--net-loss', choices=LOSSES, help="per-stack heatmap loss: 'l2' (the "
                    "original's default) or 'ce' (cross-entropy of each map's spatial softmax)")
+    p.add_argument('--target-encoding', choices=TARGET_ENCODINGS,
+                   help="where each target Gaussian sits: 'cell', the truncated heatmap cell "
+                        "(the original's), or 'subpixel', the point's exact position")
     p.add_argument('--aug-shift', type=float, help='sigma of a random crop-centre shift per '
                    'axis, as a fraction of the crop side (0: none, as the original; clipped '
                    'at 2 sigma)')
@@ -69,7 +73,7 @@ def parse_args(argv=None):
 
 CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
                 'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
-                'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'aug_shift',
+                'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'target_encoding', 'aug_shift',
                 'aug_occlusion', 'aug_color')
 
 

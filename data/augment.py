@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .codec import heatmap_cells, mirror_cells
+from .codec import heatmap_cells, heatmap_centres, mirror_cells
 from .landmarks import FLIP_ORDER
 from .geometry import compose_affine, crop_transform, protocol_crop, warp_points
 
@@ -38,8 +38,9 @@ class ExtraAugmentation:
 NO_EXTRA = ExtraAugmentation()
 
 # image: (S, S, 3) uint8 crop; points: (68, 2) float64 x/y in crop pixels; cells: (68, 2)
-# int32 heatmap cells; transform: the 2 x 3 map from record-image to crop pixels.
-Crop = namedtuple('Crop', 'image points cells transform')
+# int32 heatmap cells; centres: (68, 2) float64 positions on the heatmap (the sub-pixel
+# target); transform: the 2 x 3 map from record-image to crop pixels.
+Crop = namedtuple('Crop', 'image points cells centres transform')
 
 
 def draw_crop_params(rng, base_scale):
@@ -101,18 +102,21 @@ def make_crop(image, points, transform, input_size, label_size):
     crop = cv2.warpAffine(image, transform, (input_size, input_size), borderValue=0.0)
     crop_points = warp_points(points, transform)
     return Crop(crop, crop_points, heatmap_cells(crop_points, input_size, label_size),
+                heatmap_centres(crop_points, input_size, label_size),
                 np.asarray(transform, dtype=np.float64))
 
 
 def flip_crop(crop, label_size):
     """The horizontal mirror of a crop: pixel column x -> size - 1 - x, landmarks renumbered by
-    FLIP_ORDER. Cells are mirrored on the heatmap grid (not recomputed from the mirrored points)
-    so the target equals the original's flipped heatmaps exactly."""
+    FLIP_ORDER. Cells and centres are mirrored on the heatmap grid (not recomputed from the
+    mirrored points) so the target equals the original's flipped heatmaps exactly, and the
+    flip test's mirroring of maps undoes it."""
     size = crop.image.shape[1]
     mirror = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]])
     return Crop(np.ascontiguousarray(crop.image[:, ::-1]),
                 warp_points(crop.points, mirror)[FLIP_ORDER],
                 mirror_cells(crop.cells, label_size)[FLIP_ORDER],
+                mirror_cells(crop.centres, label_size)[FLIP_ORDER],
                 compose_affine(crop.transform, mirror))
 
 
@@ -148,4 +152,5 @@ def validation_crop(image, points, top_shift, input_size=128, label_size=64):
     crop, m_align, m_crop = protocol_crop(image, points, top_shift, input_size)
     transform = compose_affine(m_align, m_crop)
     crop_points = warp_points(np.asarray(points, dtype=np.float32), transform)
-    return Crop(crop, crop_points, heatmap_cells(crop_points, input_size, label_size), transform)
+    return Crop(crop, crop_points, heatmap_cells(crop_points, input_size, label_size),
+                heatmap_centres(crop_points, input_size, label_size), transform)

@@ -18,7 +18,10 @@ try:
 except ImportError:
     _kernels = None
 
-DECODE_METHODS = ('argmax', 'subpixel')
+DECODE_METHODS = ('argmax', 'subpixel', 'dark')
+# Where a training target's Gaussian sits: on the truncated cell (the original's) or on the
+# point's exact position on the map (docs/data-format.md §6).
+TARGET_ENCODINGS = ('cell', 'subpixel')
 
 
 def gaussian_kernel(sigma=1, peak=20.0):
@@ -37,9 +40,17 @@ def heatmap_cells(points_xy, input_size=128, label_size=64):
     return (np.asarray(points_xy, dtype=np.float64) * scale).astype(np.int32)
 
 
+def heatmap_centres(points_xy, input_size=128, label_size=64):
+    """(..., 2) x/y points in input pixels -> float positions on the map, in cells, such that
+    the decoders' (cell + 0.5) * stride maps them back to the points: a point in cell c sits
+    in [c - 0.5, c + 0.5)."""
+    return np.asarray(points_xy, dtype=np.float64) * (float(label_size) / input_size) - 0.5
+
+
 def mirror_cells(cells, label_size=64):
-    """Cells of a horizontally flipped map (same landmark order)."""
-    mirrored = np.array(cells, dtype=np.int32)
+    """Cells (int) or centres (float) of a horizontally flipped map (same landmark order)."""
+    cells = np.asarray(cells)
+    mirrored = np.array(cells, dtype=cells.dtype if cells.dtype.kind == 'f' else np.int32)
     mirrored[..., 0] = label_size - 1 - mirrored[..., 0]
     return mirrored
 
@@ -66,6 +77,30 @@ def render_heatmaps(out, cells, sigma=1, peak=20.0):
         _kernels.render_gaussians(out, cells, kernel)
     else:
         render_heatmaps_numpy(out, cells, kernel)
+
+
+def render_heatmaps_at(out, centres, sigma=1, peak=20.0):
+    """Draw Gaussians (`sigma` cells, height `peak`) centred on the float positions (N, K, 2)
+    into the zeroed float32 array out (N, K, H, W), each on the (6 sigma + 1)^2 window around
+    its nearest cell, clipped at the borders: the sub-pixel counterpart of render_heatmaps."""
+    gaussian_kernel(sigma, peak)   # the same sigma check
+    height, width = out.shape[2:]
+    radius = 3 * int(sigma)
+    centres = np.asarray(centres, dtype=np.float64)
+    steps = np.arange(-radius, radius + 1)
+    nearest = np.floor(centres + 0.5).astype(np.int64)
+    xs = nearest[..., 0, None] + steps                                   # (N, K, w)
+    ys = nearest[..., 1, None] + steps
+    gx = np.exp(-(xs - centres[..., 0, None]) ** 2 / (2.0 * sigma ** 2))
+    gy = np.exp(-(ys - centres[..., 1, None]) ** 2 / (2.0 * sigma ** 2))
+    values = (peak * gy[..., :, None] * gx[..., None, :]).astype(np.float32)   # (N, K, h, w)
+    n, k = np.indices(centres.shape[:2])
+    rows = np.broadcast_to(ys[..., :, None], values.shape)
+    cols = np.broadcast_to(xs[..., None, :], values.shape)
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    index = np.broadcast_to(n[..., None, None], values.shape), np.broadcast_to(
+        k[..., None, None], values.shape)
+    out[index[0][inside], index[1][inside], rows[inside], cols[inside]] = values[inside]
 
 
 def encode_heatmaps(points_xy, input_size=128, label_size=64, sigma=1, peak=20.0):
@@ -102,6 +137,55 @@ def refine_peaks_numpy(heatmaps):
     return np.stack([best_x + dx, best_y + dy], axis=-1)
 
 
+def log_likelihood_maps(maps, sigma=1, logits=False):
+    """DARK's modulation (Zhang et al., CVPR 2020): each map as a log-likelihood whose peak is
+    close to a quadratic. A Gaussian-target (l2) map is smoothed with the target's own Gaussian,
+    rescaled to its former maximum and floored at 1e-10 before the log; the maps of a
+    cross-entropy model are logits, already a log-likelihood up to a constant, and pass as
+    they are."""
+    maps = np.asarray(maps, dtype=np.float32)
+    if logits:
+        return maps.astype(np.float64)
+    radius = 3 * int(sigma)
+    smoothed = np.empty_like(maps)
+    for index in np.ndindex(*maps.shape[:2]):
+        smoothed[index] = cv2.GaussianBlur(maps[index], (2 * radius + 1, 2 * radius + 1), sigma)
+    before = maps.max(axis=(2, 3), keepdims=True)
+    after = smoothed.max(axis=(2, 3), keepdims=True)
+    scaled = smoothed * np.where(after > 0, before / np.where(after > 0, after, 1), 1)
+    return np.log(np.maximum(scaled, 1e-10).astype(np.float64))
+
+
+def taylor_peaks(log_maps):
+    """(N, K, H, W) log-likelihood maps -> (N, K, 2) x/y in cells: each maximum moved to the
+    vertex of the second-order Taylor expansion there, offset = -Hessian^-1 gradient (central
+    differences). Peaks on the border or where the Hessian is not negative definite keep
+    their cell; offsets are clipped to one cell."""
+    height, width = log_maps.shape[2:]
+    flat = log_maps.reshape(log_maps.shape[:2] + (-1,))
+    best_y, best_x = np.divmod(flat.argmax(axis=-1), width)
+    inside = (best_x > 0) & (best_x < width - 1) & (best_y > 0) & (best_y < height - 1)
+    y, x = np.clip(best_y, 1, height - 2), np.clip(best_x, 1, width - 2)
+
+    def at(dy, dx):
+        index = ((y + dy) * width + (x + dx))[..., None]
+        return np.take_along_axis(flat, index, axis=-1)[..., 0]
+
+    centre = at(0, 0)
+    grad_x, grad_y = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = at(0, 1) - 2 * centre + at(0, -1)
+    dyy = at(1, 0) - 2 * centre + at(-1, 0)
+    dxy = 0.25 * (at(1, 1) - at(1, -1) - at(-1, 1) + at(-1, -1))
+    det = dxx * dyy - dxy * dxy
+    usable = inside & (det > 0) & (dxx < 0)
+    safe_det = np.where(usable, det, 1.0)
+    offset_x = -(dyy * grad_x - dxy * grad_y) / safe_det
+    offset_y = -(dxx * grad_y - dxy * grad_x) / safe_det
+    offsets = np.clip(np.stack([offset_x, offset_y], axis=-1), -1.0, 1.0)
+    offsets[~usable] = 0.0
+    return np.stack([best_x, best_y], axis=-1) + offsets
+
+
 def _decode_argmax(maps, input_size):
     """The original decoding: each map resized to input_size^2 (cv2 bilinear), integer argmax."""
     num, count = maps.shape[:2]
@@ -115,20 +199,28 @@ def _decode_argmax(maps, input_size):
     return np.stack([cols, rows], axis=-1).astype(np.float64)
 
 
-def decode_heatmaps(heatmaps, input_size=128, method='argmax'):
+def decode_heatmaps(heatmaps, input_size=128, method='argmax', sigma=1, logits=False):
     """(N, K, h, w) heatmaps -> (N, K, 2) float64 x/y in input-image pixels.
 
     'argmax' is the original's decoding (integer pixels). 'subpixel' refines the peak at
-    heatmap resolution; a cell c stands for the input pixels [c * stride, (c + 1) * stride)
-    that the target quantised onto it, so the estimate is (c + offset + 0.5) * stride.
+    heatmap resolution with a parabola per axis; 'dark' with the Taylor step of DARK on the
+    modulated log maps (`sigma`: the target Gaussian's; `logits`: the maps are a
+    cross-entropy model's logits). A cell c stands for the input pixels
+    [c * stride, (c + 1) * stride) that the target quantised onto it, so both refinements
+    estimate (c + offset + 0.5) * stride.
     """
     maps = np.ascontiguousarray(heatmaps, dtype=np.float32)
     if maps.ndim != 4:
         raise ValueError('decode_heatmaps needs (N, K, h, w) maps, got shape %s' % (maps.shape,))
     if method == 'argmax':
         return _decode_argmax(maps, input_size)
-    if method == 'subpixel':
-        peaks = _kernels.refine_peaks(maps) if _kernels is not None else refine_peaks_numpy(maps)
+    if method in ('subpixel', 'dark'):
+        if method == 'dark':
+            peaks = taylor_peaks(log_likelihood_maps(maps, sigma, logits))
+        elif _kernels is not None:
+            peaks = _kernels.refine_peaks(maps)
+        else:
+            peaks = refine_peaks_numpy(maps)
         stride = np.array([input_size / maps.shape[3], input_size / maps.shape[2]])
         return (peaks + 0.5) * stride
     raise ValueError('unknown decode method %r; valid: %s' % (method, ', '.join(DECODE_METHODS)))
@@ -138,17 +230,25 @@ def decode_heatmaps(heatmaps, input_size=128, method='argmax'):
 class HeatmapCodec:
     """Points <-> heatmaps for one network geometry: `input_size` (crop side), `heatmap_size`
     (map side), Gaussian `sigma` and the default `decode` method ('argmax' is the original
-    protocol's, 'subpixel' refines each peak)."""
+    protocol's, 'subpixel' and 'dark' refine each peak). `logits`: the network's maps are the
+    logits of a cross-entropy model rather than Gaussian-target maps (matters to 'dark').
+    `target`: training targets on the truncated cell ('cell', the original's) or on the exact
+    position ('subpixel')."""
     input_size: int = 128
     heatmap_size: int = 64
     sigma: int = 1
     decode_method: str = 'argmax'
     peak: float = 20.0
+    logits: bool = False
+    target: str = 'cell'
 
     def __post_init__(self):
         if self.decode_method not in DECODE_METHODS:
             raise ValueError('unknown decode method %r; valid: %s'
                              % (self.decode_method, ', '.join(DECODE_METHODS)))
+        if self.target not in TARGET_ENCODINGS:
+            raise ValueError('unknown target encoding %r; valid: %s'
+                             % (self.target, ', '.join(TARGET_ENCODINGS)))
         if self.input_size < 1 or self.heatmap_size < 1 or self.input_size % self.heatmap_size:
             raise ValueError('heatmap codec needs an input size that is a multiple of the '
                              'heatmap size, got %r/%r' % (self.input_size, self.heatmap_size))
@@ -156,14 +256,22 @@ class HeatmapCodec:
 
     @classmethod
     def from_config(cls, cfg, decode='argmax'):
-        return cls(cfg['input_img_size'], cfg['output_label_size'], cfg['gaussian'], decode)
+        return cls(cfg['input_img_size'], cfg['output_label_size'], cfg['gaussian'], decode,
+                   logits=cfg['net_loss'] == 'ce', target=cfg['target_encoding'])
 
     def cells(self, points_xy):
         return heatmap_cells(points_xy, self.input_size, self.heatmap_size)
 
-    def render(self, out, cells):
-        """Targets of integer cells (N, K, 2) into the zeroed (N, K, H, W) float32 `out`."""
-        render_heatmaps(out, cells, self.sigma, self.peak)
+    def centres(self, points_xy):
+        return heatmap_centres(points_xy, self.input_size, self.heatmap_size)
+
+    def render(self, out, cells, centres):
+        """Training targets into the zeroed (N, K, H, W) float32 `out`: on the integer cells
+        (N, K, 2), or with the 'subpixel' target on the float centres (N, K, 2)."""
+        if self.target == 'subpixel':
+            render_heatmaps_at(out, centres, self.sigma, self.peak)
+        else:
+            render_heatmaps(out, cells, self.sigma, self.peak)
 
     def encode(self, points_xy):
         return encode_heatmaps(points_xy, self.input_size, self.heatmap_size, self.sigma,
@@ -178,4 +286,5 @@ class HeatmapCodec:
                              '%d x %d input' % (shape[2], shape[3], self.heatmap_size,
                                                 self.heatmap_size, self.input_size,
                                                 self.input_size))
-        return decode_heatmaps(heatmaps, self.input_size, method or self.decode_method)
+        return decode_heatmaps(heatmaps, self.input_size, method or self.decode_method,
+                               self.sigma, self.logits)

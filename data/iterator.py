@@ -171,7 +171,8 @@ class FaceSegIter(mx.io.DataIter):
         points = np.stack([crop.points for crop in crops])
         if self.heatmap_target:
             label = np.zeros(self.provide_label[0].shape, dtype=np.float32)
-            self.codec.render(label, np.stack([crop.cells for crop in crops]))
+            self.codec.render(label, np.stack([crop.cells for crop in crops]),
+                              np.stack([crop.centres for crop in crops]))
         else:
             label = (points / self.input_size).astype(np.float32)
         # Zero-copy hand-over: the batch arrays are fresh and never written again.

@@ -40,6 +40,7 @@ class EvaluationResult:
     detector: str = ''
     top_shift: int = None   # of the ground-truth crop; None with a detector
     flip_test: bool = False
+    floored_ground_truth: bool = True   # the protocol's snapping of §5; False: as labelled
 
     @property
     def normaliser(self):
@@ -82,6 +83,7 @@ class EvaluationResult:
         out = {'dataset': self.dataset, 'landmark_type': self.landmark_type,
                'normaliser': self.normaliser, 'decode': self.decode,
                'flip_test': self.flip_test,
+               'floored_ground_truth': self.floored_ground_truth,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -132,7 +134,7 @@ def _crop(image, gt_points, top_shift, detector, input_size):
 
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
-                 batch_size=16, progress=True, detector=None):
+                 batch_size=16, progress=True, detector=None, floor_ground_truth=True):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
@@ -141,6 +143,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     data-set preset of data.geometry.TOP_SHIFT, or the shift the records were packed with);
     `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
     not decode, or where `detector` finds no face, are skipped and listed in the result.
+    `floor_ground_truth` False scores against the labels as they are instead of snapped to the
+    crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
@@ -148,7 +152,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     reader = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
-                              flip_test=getattr(predictor, 'flip_test', False))
+                              flip_test=getattr(predictor, 'flip_test', False),
+                              floored_ground_truth=floor_ground_truth)
     predictions, ground_truth = [], []
     pending = []   # (record id, crop, M_align, M_crop, gt points)
 
@@ -157,10 +162,13 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         crop_points = codec.decode(heatmaps)
         for (record_id, _, m_align, m_crop, gt), points in zip(pending, crop_points):
             result.record_ids.append(record_id)
-            snapped = metrics.SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
+            reference = gt
+            if floor_ground_truth:
+                snapped = metrics.SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
+                reference = crop_to_image(snapped, m_align, m_crop)
             # The original stored both point sets in float32 arrays before measuring.
             predictions.append(crop_to_image(points, m_align, m_crop).astype(np.float32))
-            ground_truth.append(crop_to_image(snapped, m_align, m_crop).astype(np.float32))
+            ground_truth.append(np.asarray(reference).astype(np.float32))
         pending.clear()
 
     try:

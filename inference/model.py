@@ -8,8 +8,8 @@ import numpy as np
 from console import error_line
 from data.codec import HeatmapCodec
 from data.landmarks import FLIP_ORDER
-from symbols.checkpoint import (checked_params, load_inference_checkpoint, network_sizes,
-                                params_path, symbol_path)
+from symbols.checkpoint import (checked_params, load_inference_checkpoint, maps_are_logits,
+                                network_sizes, params_path, symbol_path)
 
 
 def context_for_gpu(gpu):
@@ -47,6 +47,7 @@ class HeatmapModel:
         if int(batch_size) < 1:
             raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
         self._symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
+        self.logits = maps_are_logits(prefix)
         self.batch_size = int(batch_size)
         self.ctx = ctx if ctx is not None else mx.cpu()
         weights_path = params_path(prefix, epoch)
@@ -63,8 +64,9 @@ class HeatmapModel:
                                                           error_line(exc))) from None
 
     def codec(self, decode='argmax'):
-        """The heatmap codec of this model's geometry."""
-        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode)
+        """The heatmap codec of this model's geometry and map kind."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode,
+                            logits=self.logits)
 
     def _executor(self, batch):
         """The executor bound for `batch` faces (bound on first use)."""

@@ -17,11 +17,14 @@ import tempfile
 import mxnet as mx
 import numpy as np
 import onnx
+import onnx.helper
 
 from console import error_line
 from fileio import atomic_write
-from symbols.checkpoint import (checked_params, load_inference_checkpoint, network_sizes,
-                                params_path, symbol_path)
+from symbols.checkpoint import (checked_params, load_inference_checkpoint, maps_are_logits,
+                                network_sizes, params_path, symbol_path)
+
+from .onnx_model import MAP_KIND_KEY
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13
@@ -79,6 +82,8 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     inputs = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    onnx.helper.set_model_props(
+        model, {MAP_KIND_KEY: 'logits' if maps_are_logits(prefix) else 'heatmap'})
     onnx.checker.check_model(model)
     return model
 

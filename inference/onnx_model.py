@@ -11,6 +11,10 @@ from symbols.heatmap_net import SIZES
 
 from .model import crops_to_planes
 
+# Model metadata key saying what the output maps are (the 'dark' decoder needs to know):
+# 'logits' for a cross-entropy model, 'heatmap' for Gaussian-target maps.
+MAP_KIND_KEY = 'heatmap_kind'
+
 _ORT = onnxruntime.capi.onnxruntime_pybind11_state
 # onnxruntime's errors derive from Exception only.
 ORT_ERRORS = (_ORT.Fail, _ORT.InvalidArgument, _ORT.InvalidGraph, _ORT.InvalidProtobuf,
@@ -40,6 +44,9 @@ class OnnxHeatmapModel:
                                  'got input shapes %s and %d outputs'
                                  % (source, [i.shape for i in inputs], len(outputs)))
             self.input_size = inputs[0].shape[2]
+            # Written by inference.onnx_export; a model from elsewhere counts as l2 maps.
+            kind = self._session.get_modelmeta().custom_metadata_map.get(MAP_KIND_KEY)
+            self.logits = kind == 'logits'
             self._input_name = inputs[0].name
             batch = inputs[0].shape[0]
             self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
@@ -58,8 +65,9 @@ class OnnxHeatmapModel:
                              % (source, str(exc).strip().splitlines()[0])) from None
 
     def codec(self, decode='argmax'):
-        """The heatmap codec of this model's geometry."""
-        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode)
+        """The heatmap codec of this model's geometry and map kind."""
+        return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode,
+                            logits=self.logits)
 
     @classmethod
     def from_file(cls, path, batch_size=16):

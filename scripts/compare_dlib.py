@@ -21,6 +21,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from console import configure_logging  # noqa: E402
+from data.codec import DECODE_METHODS  # noqa: E402
 from data.geometry import TOP_SHIFT  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
@@ -42,7 +43,7 @@ def main(argv=None):
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--landmark-type', choices=('2d', '3d'), default='2d')
     parser.add_argument('--backend', choices=BACKENDS, default='mxnet')
-    parser.add_argument('--decode', choices=('subpixel', 'argmax'), default='subpixel')
+    parser.add_argument('--decode', choices=DECODE_METHODS, default='subpixel')
     parser.add_argument('--flip-test', action='store_true',
                         help='our model averages each crop with its mirror image')
     parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],

@@ -6,6 +6,7 @@ every failure to read one is a ValueError of one line that names the file. Train
 the Gluon view and the ESSH detector all go through here.
 """
 import glob
+import json
 import os
 import re
 
@@ -78,6 +79,14 @@ def load_symbol(path):
     except mx.base.MXNetError as exc:
         raise ValueError('%s: not a readable MXNet symbol (%s)'
                          % (path, error_line(exc))) from None
+
+
+def maps_are_logits(prefix):
+    """Whether the checkpoint's heatmaps are the logits of a cross-entropy model: its training
+    graph holds the spatial-softmax loss, the only graph here with a `log` node. An
+    inference-only graph does not say, and counts as Gaussian-target (l2) maps."""
+    graph = json.loads(load_symbol(symbol_path(prefix)).tojson())
+    return any(node['op'] == 'log' for node in graph['nodes'])
 
 
 def load_inference_checkpoint(prefix, epoch):
