@@ -72,12 +72,12 @@ def write_synthetic_rec(prefix, count=5, seed=0):
     return writer.rec_path
 
 
-def save_tiny_checkpoint(prefix, seed=0):
+def save_tiny_checkpoint(prefix, seed=0, net_loss='l2'):
     """A small hg2d3-cab checkpoint with random weights and random BatchNorm statistics (so
     that folding BN into convolutions changes the arithmetic); returns the prefix."""
     import symbols
     from symbols.checkpoint import save_checkpoint
-    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2)
+    symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2, net_loss=net_loss)
     arg_params, aux_params = symbols.init_params(symbol, (1, 3, 128, 128))
     rng = np.random.RandomState(seed)
     for params in (arg_params, aux_params):

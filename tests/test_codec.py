@@ -97,3 +97,58 @@ def test_numpy_fallback_gives_the_same_results(monkeypatch):
     fallback = codec.encode_heatmaps(points), codec.decode_heatmaps(maps, method='subpixel')
     assert np.array_equal(built[0], fallback[0])
     assert np.allclose(built[1], fallback[1], rtol=0, atol=1e-9)
+
+
+def test_subpixel_targets_decode_exactly_with_dark_and_to_the_floor_with_argmax():
+    points = _points(3, count=20, size=120) + 4
+    maps = np.zeros((1, 20, 64, 64), np.float32)
+    codec.render_heatmaps_at(maps, codec.heatmap_centres(points)[np.newaxis])
+    assert np.abs(codec.decode_heatmaps(maps, method='dark')[0] - points).max() < 0.01
+    # The parabola fit of a Gaussian is close, not exact.
+    assert np.abs(codec.decode_heatmaps(maps, method='subpixel')[0] - points).max() < 0.3
+    # Bilinear upsampling of a peak between cells picks the pixel the point floors to.
+    assert np.array_equal(codec.decode_heatmaps(maps, method='argmax')[0], np.floor(points))
+
+
+def test_subpixel_render_on_a_cell_equals_the_cell_target():
+    cells = np.array([[[10, 20], [0, 63], [63, 5]]], np.int32)
+    cell_maps, centre_maps = np.zeros((2, 1, 3, 64, 64), np.float32)
+    codec.render_heatmaps(cell_maps, cells)
+    codec.render_heatmaps_at(centre_maps, cells.astype(np.float64))
+    assert np.allclose(cell_maps, centre_maps, atol=1e-5)
+
+
+def test_dark_decodes_logits_and_smoothed_gaussian_maps():
+    points = np.array([[50.3, 70.9], [20.6, 33.1]])
+    gaussian = np.zeros((1, 2, 64, 64), np.float32)
+    codec.render_heatmaps_at(gaussian, codec.heatmap_centres(points)[np.newaxis])
+    noisy = gaussian + np.random.RandomState(0).uniform(0, 0.5, gaussian.shape).astype(np.float32)
+    # l2 maps are smoothed before the log, so background noise does not move the estimate far.
+    assert np.abs(codec.decode_heatmaps(noisy, method='dark')[0] - points).max() < 0.35
+    # ce models output logits: a quadratic log-likelihood, decoded as it is.
+    cells = np.arange(64, dtype=np.float64)
+    centres = codec.heatmap_centres(points)
+    logits = -((cells[None, :, None] - centres[:, None, None, 1]) ** 2
+               + (cells[None, None, :] - centres[:, None, None, 0]) ** 2) / 2.0 + 3.0
+    maps = logits[np.newaxis].astype(np.float32)
+    dark = codec.HeatmapCodec(decode_method='dark', logits=True).decode(maps)[0]
+    assert np.abs(dark - points).max() < 0.01
+    # Read as l2 maps instead, the same logits would be floored at 1e-10 before the log.
+    assert np.abs(codec.HeatmapCodec(decode_method='dark').decode(maps)[0] - points).max() > 0.01
+
+
+def test_dark_keeps_the_cell_on_the_border_and_on_flat_maps():
+    maps = np.zeros((1, 2, 64, 64), np.float32)
+    maps[0, 0, 0, 5] = 1.0      # a peak on the top border
+    maps[0, 1] = 1.0            # flat: no negative-definite Hessian
+    peaks = codec.taylor_peaks(np.log(np.maximum(maps, 1e-10)).astype(np.float64))[0]
+    assert np.array_equal(peaks, [[5, 0], [0, 0]])
+
+
+def test_codec_target_encoding_is_checked_and_read_from_the_config():
+    with pytest.raises(ValueError, match='target encoding'):
+        codec.HeatmapCodec(target='exact')
+    cfg = {'input_img_size': 128, 'output_label_size': 64, 'gaussian': 1, 'net_loss': 'ce',
+           'target_encoding': 'subpixel'}
+    built = codec.HeatmapCodec.from_config(cfg)
+    assert built.target == 'subpixel' and built.logits

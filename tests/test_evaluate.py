@@ -213,6 +213,18 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix, faces):
     assert (out / 'ibug_ced.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     per_landmark = json.loads((out / 'ibug_per_landmark.json').read_text())
     assert len(per_landmark['mean_error']) == 68
+    assert results['floored_ground_truth'] is True and results['decode'] == 'argmax'
+    # DARK decoding against the labels as they are (not floored to the crop grid).
+    proc = run_cli('evaluate.py', '--dataset', 'ibug', '--rec', rec_path, '--prefix',
+                   tiny_prefix, '--epoch', '0', '--gpu', '-1', '--landmark-type', '2d',
+                   '--batch-size', '4', '--output', str(tmp_path / 'dark'), '--top-shift', '50',
+                   '--decode', 'dark', '--unfloored-gt')
+    assert proc.returncode == 0, proc.stderr
+    assert 'decode dark, unfloored ground truth' in proc.stdout
+    dark = json.loads((tmp_path / 'dark' / 'ibug_results.json').read_text())
+    assert dark['floored_ground_truth'] is False and dark['decode'] == 'dark'
+    unfloored = np.array([item['ground_truth'] for item in dark['per_image']])
+    assert 0 < np.abs(unfloored - gt).max() < 2.5   # the flooring, mapped back to the record
 
 
 def test_evaluate_cli_missing_model_is_one_line_error(tmp_path, synthetic_rec):
@@ -229,3 +241,23 @@ def test_default_test_set_paths_are_relative():
     assert default_rec_path('ibug') == os.path.join('data_2d', 'ibug.rec')
     assert default_rec_path('AFLW2000-3D') == os.path.join('data_3d', 'AFLW2000-3D.rec')
     assert default_rec_path('300W', 'elsewhere') == os.path.join('elsewhere', '300W.rec')
+
+
+def test_unfloored_ground_truth_scores_exact_subpixel_predictions_as_zero(synthetic_rec):
+    """Maps drawn at the exact crop positions, DARK-decoded, match the labels as they are; the
+    original protocol's floored ground truth charges them the flooring."""
+    from data.codec import heatmap_centres, render_heatmaps_at
+
+    def exact_maps(points):
+        maps = np.zeros((1, len(points), 64, 64), np.float32)
+        render_heatmaps_at(maps, heatmap_centres(points)[np.newaxis])
+        return maps[0]
+
+    truth = crop_ground_truth(synthetic_rec, 'ibug')
+    results = [evaluate_rec(OraclePredictor(truth, exact_maps, map_size=64), synthetic_rec,
+                            'ibug', '2d', TOP_SHIFT['ibug'], decode='dark', progress=False,
+                            floor_ground_truth=floor) for floor in (False, True)]
+    unfloored, floored = results
+    assert unfloored.mean_nme < 1e-3 < floored.mean_nme
+    assert unfloored.summary()['floored_ground_truth'] is False
+    assert floored.summary()['floored_ground_truth'] is True

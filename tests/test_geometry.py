@@ -134,3 +134,64 @@ def test_augmentation_gives_up_when_landmarks_cannot_fit():
     image = np.zeros((384, 384, 3), np.uint8)
     spread = _face() * 2.5 - 288      # a face far larger than any crop
     assert augment.augment(image, spread, np.random.RandomState(0)) is None
+
+
+def test_extra_augmentation_off_keeps_the_original_draws():
+    image = np.random.RandomState(8).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    plain = augment.augment(image, _face(3), np.random.RandomState(9))
+    explicit = augment.augment(image, _face(3), np.random.RandomState(9),
+                               extra=augment.ExtraAugmentation(0.0, 0.0, 0.0))
+    assert np.array_equal(plain[0].image, explicit[0].image)
+    assert np.array_equal(plain[0].transform, explicit[0].transform)
+
+
+def test_box_jitter_shifts_the_crop_centre_by_the_configured_sigma():
+    image = np.zeros((384, 384, 3), np.uint8)
+    points = _face(0) * 0.5 + 96    # a small face, so no draw is refused
+    rng = np.random.RandomState(10)
+    extra = augment.ExtraAugmentation(shift=0.05)
+    shifts = []
+    for _ in range(400):
+        crop = augment.augment(image, points, rng, extra=extra)[0]
+        # Where the record centre lands in the crop, relative to the crop centre and side.
+        centre = geometry.warp_points(np.array([[192.0, 192.0]]), crop.transform)[0]
+        shifts.append((centre - 64) / 128)
+    shifts = np.abs(np.array(shifts))
+    # The record centre moves by the (rotated) shift: sigma 0.05 per axis, clipped at 0.1
+    # (at most 0.1 * sqrt(2) after a rotation).
+    assert 0.03 < np.sqrt(np.mean(shifts ** 2)) < 0.07
+    assert shifts.max() <= 0.1 * np.sqrt(2) + 1e-6
+
+
+def test_occluder_and_colour_change_pixels_not_landmarks():
+    image = np.full((384, 384, 3), 128, np.uint8)
+    points = _face(1)
+    # Coherent pairs have no random flip, so both calls crop alike.
+    plain = augment.augment(image, points, np.random.RandomState(11), coherent=True)[0]
+    occluded = augment.augment(image, points, np.random.RandomState(11), coherent=True,
+                               extra=augment.ExtraAugmentation(occlusion=1.0))[0]
+    assert np.array_equal(plain.points, occluded.points)
+    changed = np.any(occluded.image != plain.image, axis=2).mean()
+    assert 0.15 ** 2 * 0.9 <= changed <= 0.45 ** 2 + 0.01
+    grey = np.full((128, 128, 3), 100, np.uint8)
+    grey[:64] = 50
+    jittered = augment.jitter_color(grey, np.random.RandomState(0), 0.3)
+    assert jittered.dtype == np.uint8 and not np.array_equal(jittered, grey)
+    # Contrast scales the step between the halves by at most 1.3.
+    step = float(jittered[64:].mean()) - float(jittered[:64].mean())
+    assert 50 * 0.7 - 1 <= step <= 50 * 1.3 + 1
+
+
+def test_subpixel_target_centres_flip_with_the_heatmaps():
+    image = np.random.RandomState(12).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    crop, flipped = augment.augment(image, _face(2), np.random.RandomState(13), coherent=True)
+    target = codec.HeatmapCodec(target='subpixel')
+    plain = np.zeros((1, 68, 64, 64), np.float32)
+    mirrored = np.zeros_like(plain)
+    target.render(plain, crop.cells[None], crop.centres[None])
+    target.render(mirrored, flipped.cells[None], flipped.centres[None])
+    assert np.allclose(mirrored[0], plain[0][:, :, ::-1][FLIP_ORDER], atol=1e-5)
+    # The exact positions decode back to the points (the flipped crop's up to the original's
+    # grid mirror, which puts it one input pixel off the mirrored point).
+    decoded = codec.decode_heatmaps(plain, method='dark')[0]
+    assert np.abs(decoded - crop.points).max() < 0.05

@@ -204,3 +204,20 @@ def test_preview_sheet_shows_records_above_their_crops(rec, cfg, tmp_path):
     out = str(tmp_path / 'sheet.png')
     save_png(out, sheet)
     assert os.path.getsize(out) > 0 and not os.path.exists(out + '.tmp')
+
+
+def test_subpixel_targets_and_extra_augmentation_reach_the_batches(rec, cfg):
+    from data.codec import decode_heatmaps
+    plain = FaceSegIter(rec, 4, cfg, aug_level=0, shuffle=False, num_workers=0).next()
+    subpixel_cfg = dict(cfg, target_encoding='subpixel')
+    exact = FaceSegIter(rec, 4, subpixel_cfg, aug_level=0, shuffle=False, num_workers=0).next()
+    assert np.array_equal(plain.data[0].asnumpy(), exact.data[0].asnumpy())
+    cell_error = np.abs(decode_heatmaps(plain.label[0].asnumpy(), method='dark') - plain.points)
+    exact_error = np.abs(decode_heatmaps(exact.label[0].asnumpy(), method='dark') - exact.points)
+    # Cell targets lose up to a cell (2 px); sub-pixel targets keep the position.
+    assert exact_error.max() < 0.05 < cell_error.max()
+    augmented_cfg = dict(cfg, aug_shift=0.05, aug_occlusion=1.0, aug_color=0.2)
+    first, second = (FaceSegIter(rec, 4, c, num_workers=0, seed=1).next()
+                     for c in (cfg, augmented_cfg))
+    assert not np.array_equal(first.data[0].asnumpy(), second.data[0].asnumpy())
+    assert not np.array_equal(first.transforms, second.transforms)

@@ -180,3 +180,16 @@ def test_evaluate_cli_runs_an_onnx_file(tiny_prefix, dynamic_onnx, tmp_path, cap
                               str(tmp_path / 'out'), '--decode', 'subpixel'] + model) == 0
         lines.append(NME_LINE.search(capsys.readouterr().out).group(2))
     assert lines[0] == lines[1]
+
+
+def test_cross_entropy_models_are_known_to_output_logits(tiny_prefix, dynamic_onnx, tmp_path):
+    """The 'dark' decoder treats a ce model's maps as logits: the kind is read off the
+    checkpoint's training graph and carried into exported ONNX models."""
+    ce_prefix = save_tiny_checkpoint(str(tmp_path / 'ce'), seed=4, net_loss='ce')
+    ce_onnx = export_onnx_file(ce_prefix, 0, str(tmp_path / 'ce.onnx'))
+    for model, logits in ((HeatmapModel(ce_prefix), True), (HeatmapModel(tiny_prefix), False),
+                          (OnnxHeatmapModel.from_file(ce_onnx), True),
+                          (OnnxHeatmapModel.from_file(dynamic_onnx), False)):
+        assert model.logits is logits and model.codec('dark').logits is logits
+    assert {p.key: p.value for p in onnx.load(ce_onnx).metadata_props} == {
+        'heatmap_kind': 'logits'}
