@@ -46,6 +46,10 @@ def parse_args(argv=None):
     parser.add_argument('--detector', choices=['essh', 'mtcnn', 'haar'], default='essh',
                         help='face detector of --use-essh: the original\'s ESSH (weights in '
                              '--essh-dir), the bundled MTCNN, or OpenCV\'s Haar cascade')
+    parser.add_argument('--refine', action='store_true',
+                        help='with --use-essh: predict again on the protocol crop of the '
+                             'detection pass\'s landmarks, with --top-shift (docs/protocol.md '
+                             '§8.1)')
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
     parser.add_argument('--decode', choices=DECODE_METHODS, default='argmax',
                         help='heatmap decoding: the original integer argmax, a parabola fit '
@@ -80,6 +84,8 @@ def check_args(args):
     check_range('--batch-size', args.batch_size, minimum=1)
     check_range('--epoch', args.epoch, minimum=0)
     check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
+    if args.refine and not args.use_essh:
+        raise ValueError('--refine refines a detection crop; it needs --use-essh')
 
 
 def _main(argv=None):
@@ -97,11 +103,10 @@ def _main(argv=None):
     if args.use_essh:
         detector = essh.load_detector(
             args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
-        print('face detector: %s' % detector.name)
     top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
                           decode=args.decode, batch_size=args.batch_size, detector=detector,
-                          floor_ground_truth=not args.unfloored_gt)
+                          floor_ground_truth=not args.unfloored_gt, refine=args.refine)
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

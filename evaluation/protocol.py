@@ -41,6 +41,7 @@ class EvaluationResult:
     top_shift: int = None   # of the ground-truth crop; None with a detector
     flip_test: bool = False
     floored_ground_truth: bool = True   # the protocol's snapping of §5; False: as labelled
+    refined: bool = False   # a second pass on the protocol crop of the detection pass's points
 
     @property
     def normaliser(self):
@@ -84,6 +85,7 @@ class EvaluationResult:
                'normaliser': self.normaliser, 'decode': self.decode,
                'flip_test': self.flip_test,
                'floored_ground_truth': self.floored_ground_truth,
+               'refined': self.refined,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -134,7 +136,8 @@ def _crop(image, gt_points, top_shift, detector, input_size):
 
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
-                 batch_size=16, progress=True, detector=None, floor_ground_truth=True):
+                 batch_size=16, progress=True, detector=None, floor_ground_truth=True,
+                 refine=False):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
@@ -145,29 +148,51 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     not decode, or where `detector` finds no face, are skipped and listed in the result.
     `floor_ground_truth` False scores against the labels as they are instead of snapped to the
     crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
+    `refine` (with a detector) predicts a second time on the protocol crop of the detection
+    pass's landmarks, with `top_shift` (docs/protocol.md §8.1), as FaceAligner does.
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
+    if refine and detector is None:
+        raise ValueError('refinement is a pass after a detector crop; give a detector')
     codec = predictor.codec(decode)
     reader = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
-                              floored_ground_truth=floor_ground_truth)
+                              floored_ground_truth=floor_ground_truth, refined=refine)
     predictions, ground_truth = [], []
-    pending = []   # (record id, crop, M_align, M_crop, gt points)
+    pending = []   # (record id, crop, M_align, M_crop, gt points, image)
+
+    def predicted(items):
+        crop_points = codec.decode(predictor.predict(np.stack([item[1] for item in items])))
+        return [crop_to_image(points, item[2], item[3])
+                for item, points in zip(items, crop_points)]
+
+    def refined(items, first_pass):
+        """Items re-cropped around their first-pass landmarks (kept where those are
+        degenerate), and the landmarks predicted there."""
+        again = []
+        for item, points in zip(items, first_pass):
+            try:
+                again.append((item[0],) + tuple(protocol_crop(
+                    item[5], points, top_shift, output_size=codec.input_size)) + item[4:])
+            except ValueError:   # the five points coincide: keep the first pass
+                again.append(item)
+        return again, predicted(again)
 
     def flush():
-        heatmaps = predictor.predict(np.stack([p[1] for p in pending]))
-        crop_points = codec.decode(heatmaps)
-        for (record_id, _, m_align, m_crop, gt), points in zip(pending, crop_points):
+        items, record_points = list(pending), predicted(pending)
+        if refine:
+            items, record_points = refined(items, record_points)
+        for (record_id, _, m_align, m_crop, gt, _), image_points in zip(items, record_points):
             result.record_ids.append(record_id)
             reference = gt
             if floor_ground_truth:
                 snapped = metrics.SNAP[landmark_type](image_to_crop(gt, m_align, m_crop))
                 reference = crop_to_image(snapped, m_align, m_crop)
             # The original stored both point sets in float32 arrays before measuring.
-            predictions.append(crop_to_image(points, m_align, m_crop).astype(np.float32))
+            predictions.append(image_points.astype(np.float32))
             ground_truth.append(np.asarray(reference).astype(np.float32))
         pending.clear()
 
@@ -187,7 +212,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
             if cropped is None:
                 result.skipped.append((int(key), 'no face detected'))
                 continue
-            pending.append((int(key),) + tuple(cropped) + (gt_points,))
+            pending.append((int(key),) + tuple(cropped) + (gt_points, image))
             if len(pending) == batch_size:
                 flush()
         if pending:

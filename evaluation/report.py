@@ -15,7 +15,8 @@ def summary_lines(result):
             t, result.auc(t), t, result.failure_rate(t) * 100) for t in FAILURE_THRESHOLDS))
     lines.append('  images %d, skipped %d%s; decode %s%s, %s ground truth' % (
         len(result.record_ids), len(result.skipped),
-        ', detector %s' % result.detector if result.detector else '', result.decode,
+        ', detector %s%s' % (result.detector, ' + refine' if result.refined else '')
+        if result.detector else '', result.decode,
         ' with flip test' if result.flip_test else '',
         'floored' if result.floored_ground_truth else 'unfloored'))
     lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)

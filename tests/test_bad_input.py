@@ -110,6 +110,8 @@ CASES = [
      lambda p: evaluate_args(p, '--top-shift', '-100000'), '--top-shift must be in 0..384'),
     ('evaluate-batch-size-0', 'evaluate.py', lambda p: evaluate_args(p, '--batch-size', '0'),
      '--batch-size must be >= 1'),
+    ('evaluate-refine-without-detector', 'evaluate.py',
+     lambda p: evaluate_args(p, '--refine'), '--refine refines a detection crop'),
     # D. evaluate.py on a test set nothing can be read from
     ('evaluate-garbage-idx-line', 'evaluate.py',
      lambda p: evaluate_args(p, '--rec', p.garbage_idx_rec), 'ibug.idx: line 3'),

@@ -179,6 +179,45 @@ def test_detector_crop_holds_the_face(synthetic_rec, with_points):
     assert len(result.record_ids) == 6 and not result.skipped and result.detector == 'dots'
 
 
+class ConstantFace:
+    """Predicts the same face in every crop (the synthetic face's protocol-crop layout) and
+    keeps the crops it was shown."""
+
+    def __init__(self, crop_points):
+        self.maps = encode_heatmaps(crop_points)
+        self.seen = []
+
+    def codec(self, decode):
+        return HeatmapCodec(decode_method=decode)
+
+    def predict(self, crops):
+        self.seen.extend(crops)
+        return np.stack([self.maps] * len(crops))
+
+
+def test_refinement_predicts_again_on_the_protocol_crop_of_the_first_pass(synthetic_rec):
+    layout = crop_ground_truth(synthetic_rec, '300W')[0]
+    first = ConstantFace(layout)
+    plain = evaluate_rec(first, synthetic_rec, '300W', '2d', 40, progress=False,
+                         detector=DotDetector(True))
+    again = ConstantFace(layout)
+    refined = evaluate_rec(again, synthetic_rec, '300W', '2d', 40, progress=False,
+                           detector=DotDetector(True), refine=True)
+    count = len(plain.record_ids)
+    assert count == len(refined.record_ids) == 6 and refined.summary()['refined']
+    # The refinement pass saw, for each record, the protocol crop of its first-pass landmarks.
+    assert len(again.seen) == 2 * count
+    reader = mx.recordio.MXIndexedRecordIO(*split_paths(synthetic_rec), 'r')
+    for index, key in enumerate(reader.keys):
+        image, _, _ = unpack_record(reader.read_idx(key))
+        expected, _, _ = protocol_crop(image, plain.predictions[index].astype(np.float64), 40)
+        assert np.abs(again.seen[count + index].astype(int) - expected).max() <= 1
+    reader.close()
+    assert not np.allclose(plain.predictions, refined.predictions)
+    with pytest.raises(ValueError, match='detector'):
+        evaluate_rec(again, synthetic_rec, '300W', '2d', 40, progress=False, refine=True)
+
+
 def test_unknown_dataset_and_missing_rec_are_clear_errors(synthetic_rec, tmp_path):
     # The data-set name picks the top-shift preset in the CLI; the library takes the shift.
     proc = run_cli('evaluate.py', '--dataset', 'helen', '--rec', synthetic_rec)
