@@ -50,10 +50,12 @@ def main(argv=None):
                         help='protocol box top shift of the original-protocol line (300W: 40)')
     parser.add_argument('--dlib-model', help="dlib shape predictor .dat (default: "
                         "face_recognition_models' 68-point model)")
-    parser.add_argument('--end-to-end', metavar='FOLDER',
-                        help='photos with .pts files: our detector + model (FaceAligner, '
-                             'refinement on) against dlib\'s HOG detector + predictor, misses '
-                             'counted for both; writes --output/end_to_end_ced.png')
+    parser.add_argument('--end-to-end', metavar='FOLDER_OR_REC',
+                        help='photos with .pts files, or a .rec\'s record images: our detector '
+                             '+ model (FaceAligner, refinement on) against dlib\'s HOG '
+                             'detector + predictor, misses counted for both; writes '
+                             '--output/end_to_end_ced.png. With --rec, runs after the '
+                             'ground-truth-crop comparisons, in the same run')
     parser.add_argument('--detector', default='mtcnn', choices=('mtcnn', 'essh', 'haar'),
                         help='our face detector for --end-to-end')
     parser.add_argument('--output', default=os.path.join('outputs', 'compare'),
@@ -72,10 +74,17 @@ def main(argv=None):
         print('dlib detector box over %d faces: centre offset %+.3f w, %+.3f h; size %.3f w x '
               '%.3f h' % ((matched,) + convention))
         return 0
-    if args.end_to_end:
-        return end_to_end(args)
-    if not args.rec:
+    if not args.rec and not args.end_to_end:
         parser.error('--rec or --end-to-end is required')
+    if args.rec:
+        status = same_box(args)
+        if status or not args.end_to_end:
+            return status
+    return end_to_end(args)
+
+
+def same_box(args):
+    """The original-protocol line and the same-box comparison on --rec."""
     try:
         dlib_landmarks = load_dlib_predictor(args.dlib_model)
         model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1,

