@@ -136,6 +136,10 @@ CASES = [
     ('pack-rec-empty-folder', 'scripts/pack_rec.py',
      lambda p: ['--format', 'pts', '--input', p.empty, '--output', p.out],
      'no .pts files found in %s'),
+    # G. launch_dist.py: ssh settings without hosts to use them on
+    ('launch-dist-ssh-option-without-hostfile', 'scripts/launch_dist.py',
+     lambda p: ['-n', '1', '--ssh-option', 'Port=2222', '--', 'true'],
+     '--ssh-option needs --hostfile'),
 ]
 
 

@@ -15,6 +15,8 @@ import mxnet as mx
 # Servers unpickle the optimizer and schedule classes from here, so they need it on sys.path.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync')
+# Seconds a stopped role has between SIGTERM and SIGKILL.
+STOP_GRACE = 10
 
 
 def parse_contexts(gpus):
@@ -83,17 +85,39 @@ def read_hosts(path):
     return hosts
 
 
+def remote_command(workdir, env, argv, grace=STOP_GRACE):
+    """The command line ssh runs on a host: `argv` in `workdir` with `env` added, under a
+    POSIX sh that stops the role when the session's stdin reaches end-of-file: SIGTERM, then
+    SIGKILL after `grace` seconds, as Job.stop does with local roles.
+
+    sshd signals nothing when a session without a terminal drops, so a role would outlive a
+    launcher stopped by Ctrl-C, a failed worker or a kill; its stdin, though, closes then."""
+    run = 'env %s %s' % (' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items())),
+                         ' '.join(shlex.quote(a) for a in argv))
+    # fd 3 keeps the session's stdin (a background job's own stdin is /dev/null). Once stdin
+    # has closed, the watcher ignores the wrapper's SIGTERM and is waited for, so that it
+    # never leaves a `sleep` behind.
+    script = ('exec 3<&0 && cd %s && { %s 3<&- & role=$!; '
+              '{ read line <&3; trap "" TERM; kill $role; n=0; '
+              'while [ $n -lt %d ] && kill -0 $role; do sleep 1; n=$((n+1)); done; '
+              'kill -9 $role; } >/dev/null 2>&1 & watch=$!; '
+              'wait $role; code=$?; kill $watch 2>/dev/null; wait $watch; exit $code; }'
+              % (shlex.quote(workdir), run, grace))
+    return 'sh -c %s' % shlex.quote(script)
+
+
 class Job:
     """Scheduler, servers and workers of one parameter-server run.
 
     Servers and the scheduler run `python -c "import mxnet"` in `workdir` (importing MXNet with
     DMLC_ROLE=server/scheduler runs that role); workers run `command`. With `hosts`, servers and
     workers are spread round-robin over them through ssh (a shared file system and the same
-    paths are assumed); otherwise all run here on loopback.
+    paths are assumed; `ssh_options` are passed as `ssh -o OPTION`); otherwise all run here on
+    loopback.
     """
 
     def __init__(self, command, num_workers, num_servers=1, hosts=None, workdir=None,
-                 scheduler_host=None, port=None):
+                 scheduler_host=None, port=None, ssh_options=()):
         if num_workers < 1 or num_servers < 1:
             raise ValueError('need at least one worker and one server')
         self.command = list(command)
@@ -105,22 +129,29 @@ class Job:
         else:
             self.root_uri = '127.0.0.1'
         self.port = port or free_port()
+        self.ssh_options = list(ssh_options)
         self.procs = []
 
     def _spawn(self, role, argv, index):
         host = self.hosts[index % len(self.hosts)] if self.hosts else '127.0.0.1'
         env = role_env(role, self.root_uri, self.port, self.num_servers, self.num_workers,
                        self.root_uri if role == 'scheduler' else host)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [REPO_ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p])
         if self.hosts and role != 'scheduler':
-            exports = ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items()))
-            remote = 'cd %s && env PYTHONPATH=%s %s %s' % (
-                shlex.quote(self.workdir), shlex.quote(REPO_ROOT), exports,
-                ' '.join(shlex.quote(a) for a in argv))
-            argv = ['ssh', '-o', 'StrictHostKeyChecking=no', host, remote]
-            env = {}
-        full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [REPO_ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]), **env)
-        self.procs.append((role, subprocess.Popen(argv, cwd=self.workdir, env=full_env)))
+            # sshd starts the command with the login's PATH, which rarely holds the virtualenv
+            # or conda bin directory this launcher runs from: `python` there is another Python,
+            # often without MXNet. The remote roles get this PATH, as local ones do.
+            env['PATH'] = os.environ.get('PATH', os.defpath)
+            options = self.ssh_options + ['StrictHostKeyChecking=no']
+            argv = (['ssh'] + [a for o in options for a in ('-o', o)]
+                    + [host, remote_command(self.workdir, env, argv)])
+            # The pipe is never written: it closes when this launcher ends, however it ends,
+            # and that stops the remote role (see remote_command).
+            proc = subprocess.Popen(argv, cwd=self.workdir, stdin=subprocess.PIPE)
+        else:
+            proc = subprocess.Popen(argv, cwd=self.workdir, env=dict(os.environ, **env))
+        self.procs.append((role, proc))
 
     def start(self):
         mxnet_role = [sys.executable, '-c', 'import mxnet']
@@ -153,6 +184,6 @@ class Job:
                 p.terminate()
         for _, p in self.procs:
             try:
-                p.wait(timeout=10)
+                p.wait(timeout=STOP_GRACE)
             except subprocess.TimeoutExpired:
                 p.kill()
