@@ -83,10 +83,11 @@ def load_symbol(path):
 
 def maps_are_logits(prefix):
     """Whether the checkpoint's heatmaps are the logits of a cross-entropy model: its training
-    graph holds the spatial-softmax loss, the only graph here with a `log` node. An
-    inference-only graph does not say, and counts as Gaussian-target (l2) maps."""
+    graph holds the spatial-softmax loss, the only loss here with a `log_softmax` node (or,
+    in graphs saved before it was fused, a `log` node). An inference-only graph does not
+    say, and counts as Gaussian-target (l2) maps."""
     graph = json.loads(load_symbol(symbol_path(prefix)).tojson())
-    return any(node['op'] == 'log' for node in graph['nodes'])
+    return any(node['op'] in ('log_softmax', 'log') for node in graph['nodes'])
 
 
 def load_inference_checkpoint(prefix, epoch):
