@@ -26,7 +26,8 @@ def ce_loss(pred, target):
     written out with broadcast operators, which took about half of a training step of the
     shipped model's graph on a CPU (docs/benchmarks.md)."""
     log_prob = mx.sym.log_softmax(mx.sym.reshape(pred, shape=(0, 0, -1)), axis=-1)
-    return mx.sym.mean(log_prob * mx.sym.reshape(target, shape=(0, 0, -1)) * (-1.0))
+    # Back to the maps' shape, so the target's shape is inferred from the prediction's.
+    return mx.sym.mean(mx.sym.reshape_like(log_prob, pred) * target * (-1.0))
 
 
 def _flip_pair(heatmap, per_batch_size):
