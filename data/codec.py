@@ -134,6 +134,37 @@ def decode_heatmaps(heatmaps, input_size=128, method='argmax'):
     raise ValueError('unknown decode method %r; valid: %s' % (method, ', '.join(DECODE_METHODS)))
 
 
+# The training losses whose maps peak_confidence reads: 'l2' maps regress the target itself,
+# 'ce' maps are logits whose spatial softmax is fitted to the target (symbols/heatmap_net.py).
+CONFIDENCE_LOSSES = ('l2', 'ce')
+
+
+def peak_confidence(heatmaps, loss='l2', sigma=1, peak=20.0):
+    """(N, K, h, w) maps -> (N,) how sure the network is of each face, in 0..1: the mean over
+    the K maps of each map's peak as a fraction of the training target's peak, capped at 1.
+
+    For an 'l2' model the peak is the map's maximum and the target's is `peak`. For a 'ce'
+    model it is the maximum of the map's spatial softmax, and the target's is that of the
+    target Gaussian normalised to sum 1 (about 0.16 for sigma 1), the distribution the loss
+    fits. A face like the training crops scores near 1; a crop without a face (a lost track)
+    scores near 0, because its maps have no clear peak.
+    """
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    if maps.ndim != 4:
+        raise ValueError('peak_confidence needs (N, K, h, w) maps, got shape %s' % (maps.shape,))
+    flat = maps.reshape(maps.shape[:2] + (-1,))
+    kernel = gaussian_kernel(sigma, peak)
+    if loss == 'l2':
+        peaks, target = flat.max(axis=-1), float(peak)
+    elif loss == 'ce':
+        exp = np.exp(flat - flat.max(axis=-1, keepdims=True))
+        peaks, target = 1.0 / exp.sum(axis=-1), float(kernel.max() / kernel.sum())
+    else:
+        raise ValueError('unknown heatmap loss %r; valid: %s'
+                         % (loss, ', '.join(CONFIDENCE_LOSSES)))
+    return np.clip(peaks / target, 0.0, 1.0).mean(axis=1)
+
+
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Points <-> heatmaps for one network geometry: `input_size` (crop side), `heatmap_size`
@@ -179,3 +210,8 @@ class HeatmapCodec:
                                                 self.heatmap_size, self.input_size,
                                                 self.input_size))
         return decode_heatmaps(heatmaps, self.input_size, method or self.decode_method)
+
+    def confidence(self, heatmaps, loss='l2'):
+        """(N, K, h, w) maps of a model trained with `loss` -> (N,) peak confidence in 0..1
+        (peak_confidence)."""
+        return peak_confidence(heatmaps, loss, self.sigma, self.peak)

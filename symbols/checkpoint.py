@@ -14,7 +14,7 @@ import mxnet as mx
 from console import error_line
 from fileio import atomic_write
 
-from .heatmap_net import SIZES, heatmap_output
+from .heatmap_net import SIZES, heatmap_output, training_loss
 
 
 def symbol_path(prefix):
@@ -100,6 +100,12 @@ def load_inference_checkpoint(prefix, epoch):
                          % paths[0])
     arg_params, aux_params = load_params(paths[1])
     return symbol, arg_params, aux_params
+
+
+def checkpoint_loss(prefix):
+    """The heatmap loss ('ce' or 'l2') of the checkpoint's training graph, or None when its
+    json is a bare inference graph (symbols.heatmap_net.training_loss)."""
+    return training_loss(load_symbol(symbol_path(prefix)))
 
 
 def network_sizes(symbol, source='network'):

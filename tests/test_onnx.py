@@ -55,6 +55,7 @@ def test_onnxruntime_agrees_with_mxnet(tiny_prefix, dynamic_onnx, tmp_path):
     crops = face_like_crops(5, seed=2)
     reference = HeatmapModel(tiny_prefix, 0, batch_size=4).predict(crops)
     dynamic = OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=4)
+    assert dynamic.loss == 'l2'     # kept in the metadata: how to read its peak confidence
     heatmaps = dynamic.predict(crops)
     np.testing.assert_allclose(heatmaps, reference, rtol=1e-4, atol=1e-4)
     points = decode_heatmaps(heatmaps, 128, 'subpixel')
