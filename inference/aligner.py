@@ -19,9 +19,9 @@ DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 # The box top shift the shipped model's training records were laid out with (300W protocol):
 # the refinement pass crops with it.
 REFINE_TOP_SHIFT = TOP_SHIFT['300W']
-# Tracking defaults (FaceAligner.track, test.py --video): the detector runs at least every 30
+# Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
-# 0.35. With the shipped model, 120 detected 300-W test faces scored 0.49 to 0.85 (median
+# 0.35. With the shipped model, 120 detected 300-W HELEN test faces scored 0.49 to 0.77 (median
 # 0.66); the same crops moved one face width sideways scored 0.18 (median; 99th percentile
 # 0.40).
 DEFAULT_REDETECT_EVERY = 30
@@ -36,20 +36,20 @@ class AlignedFace:
     image, the BGR crop the network saw (input size x input size) and `crop_transform`, the
     2 x 3 map from image to crop pixels.
 
+    `confidence`: the heatmaps' peak confidence in 0..1 (data.codec.peak_confidence).
     `detector_points`: the detector's five (x, y) points (eyes, nose, mouth corners), or None
     when it gives none (Haar) or did not run on this frame (a tracked video frame).
-    `confidence`: the heatmaps' peak confidence in 0..1 (data.codec.peak_confidence).
     `tracked`: True for a video frame cropped from the previous frame's landmarks rather than
     from a detection (FaceAligner.track); its `box` is then the landmarks' bounding box and its
-    `score` that of the detection that started the track.
+    `score` that of the track's latest detection.
     """
     box: np.ndarray
     score: float
     landmarks: np.ndarray
     crop: np.ndarray
     crop_transform: np.ndarray
+    confidence: float
     detector_points: np.ndarray = None
-    confidence: float = float('nan')
     tracked: bool = False
 
     def to_dict(self):

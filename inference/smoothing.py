@@ -17,8 +17,8 @@ from console import check_range
 # Defaults tuned with scripts/bench_video.py on the shipped model and the four fixture faces at
 # 25 frames per second (docs/benchmarks.md, "Video tracking"): frame-to-frame jitter halved or
 # better, and under a frame of lag at steady speeds from 1 pixel per frame up.
-DEFAULT_MIN_CUTOFF = 1.0
-DEFAULT_BETA = 0.2
+DEFAULT_MIN_CUTOFF = 1.5
+DEFAULT_BETA = 0.15
 DERIVATIVE_CUTOFF = 1.0
 
 
