@@ -6,6 +6,7 @@ those messages reach its standard output without breaking a progress bar in flig
 `main` through `run_cli`, the one error boundary of the command-line tools.
 """
 import logging
+import os
 import re
 import sys
 
@@ -15,6 +16,12 @@ from tqdm import tqdm
 def progress(iterable=None, enabled=True, **options):
     """A tqdm bar (same arguments) drawn only when `enabled` and stderr is a terminal."""
     return tqdm(iterable, disable=None if enabled else True, **options)
+
+
+def machine_load():
+    """'load average a b c on N CPUs': what benchmarks print beside their timings, since a
+    shared machine's load moves them."""
+    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
 
 
 class _BarSafeHandler(logging.Handler):

@@ -2,6 +2,7 @@
 
     python test.py --image photo.jpg --prefix ./models/model-hg2d3-cab/model --epoch 0 \
         --gpu -1 --output outputs/demo
+    python test.py --image clip.mp4 --smooth      # a video: the face is tracked, then smoothed
 """
 import argparse
 import os
@@ -12,9 +13,11 @@ import cv2
 from console import check_range, configure_logging, run_cli
 from fileio import check_writable_dir
 from inference import FaceAligner, context_for_gpu
-from inference.aligner import DEFAULT_MODEL
-from inference.demo import VideoInterrupted, annotate_image, annotate_video, output_names
+from inference.aligner import DEFAULT_MIN_CONFIDENCE, DEFAULT_MODEL, DEFAULT_REDETECT_EVERY
+from inference.demo import (VideoDamaged, VideoInterrupted, annotate_image, annotate_video,
+                            output_names)
 from inference.images import is_video, list_inputs
+from inference.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, OneEuroFilter
 
 WINDOW = 'face alignment'
 
@@ -38,7 +41,46 @@ def parse_args(argv=None):
     parser.add_argument('--flip-test', action='store_true',
                         help='average each face with its mirror image (twice the network work)')
     parser.add_argument('--show', action='store_true', help='also show results in a window')
+    video = parser.add_argument_group(
+        'videos', 'the face found in the first frame is followed: each frame is cropped from '
+        'the previous frame\'s landmarks, and the detector runs again when needed')
+    video.add_argument('--redetect-every', type=int, default=DEFAULT_REDETECT_EVERY,
+                       metavar='N', help='run the detector at least every N frames '
+                                         '(default %(default)s; 1 detects in every frame)')
+    video.add_argument('--min-confidence', type=float, default=DEFAULT_MIN_CONFIDENCE,
+                       metavar='X', help='run the detector when a tracked face\'s heatmap peak '
+                                         'confidence (0..1) falls below X (default %(default)s)')
+    video.add_argument('--smooth', action='store_true',
+                       help='smooth the landmarks over time with a One-Euro filter')
+    video.add_argument('--smooth-min-cutoff', type=float, metavar='HZ',
+                       help='with --smooth: cutoff frequency of a still face; lower removes '
+                            'more jitter (default %s)' % DEFAULT_MIN_CUTOFF)
+    video.add_argument('--smooth-beta', type=float, metavar='B',
+                       help='with --smooth: how fast the cutoff rises with speed (per pixel '
+                            'per second); higher lags less behind motion (default %s)'
+                            % DEFAULT_BETA)
     return parser.parse_args(argv)
+
+
+def tracking_options(args):
+    """FaceAligner.track's keyword arguments from the video flags (checked)."""
+    check_range('--redetect-every', args.redetect_every, minimum=1)
+    check_range('--min-confidence', args.min_confidence, minimum=0, maximum=1)
+    if not args.smooth:
+        given = [flag for flag, value in (('--smooth-min-cutoff', args.smooth_min_cutoff),
+                                          ('--smooth-beta', args.smooth_beta))
+                 if value is not None]
+        if given:
+            raise ValueError('%s given without --smooth' % ' and '.join(given))
+        smoother = None
+    else:
+        check_range('--smooth-min-cutoff', args.smooth_min_cutoff, above=0)
+        check_range('--smooth-beta', args.smooth_beta, minimum=0)
+        smoother = OneEuroFilter(
+            DEFAULT_MIN_CUTOFF if args.smooth_min_cutoff is None else args.smooth_min_cutoff,
+            DEFAULT_BETA if args.smooth_beta is None else args.smooth_beta)
+    return {'redetect_every': args.redetect_every, 'min_confidence': args.min_confidence,
+            'smoother': smoother}
 
 
 def _display_available():
@@ -54,6 +96,7 @@ def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
     check_range('--epoch', args.epoch, minimum=0)
+    tracking = tracking_options(args)
     show = args.show and _display_available()
     if args.show and not show:
         print('cannot show results: no display (DISPLAY is not set); see %s' % args.output)
@@ -67,7 +110,10 @@ def _main(argv=None):
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:
-            annotate(aligner, path, name, args.output, show)
+            annotate(aligner, path, name, args.output, show, tracking)
+        except VideoDamaged as exc:
+            print('error: %s' % exc, file=sys.stderr)
+            skipped += 1
         except ValueError as exc:
             print('skipped: %s' % exc, file=sys.stderr)
             skipped += 1
@@ -82,12 +128,13 @@ def _main(argv=None):
     return 0 if skipped < len(inputs) else 2
 
 
-def annotate(aligner, path, name, output, show):
-    """Run one image or video and print where its results went."""
+def annotate(aligner, path, name, output, show, tracking):
+    """Run one image or video (tracked with `tracking`, FaceAligner.track's options) and
+    print where its results went."""
     if is_video(path):
         on_frame = (lambda frame: _show(frame, 1)) if show else None
         jsonl_path, video_path, frames = annotate_video(aligner, path, output, on_frame,
-                                                        name=name)
+                                                        name=name, tracking=tracking)
         print('%s: %d frames -> %s, %s' % (path, frames, video_path, jsonl_path))
         return
     png_path, json_path, faces = annotate_image(aligner, path, output, name=name)

@@ -19,6 +19,9 @@ except ImportError:
     _kernels = None
 
 DECODE_METHODS = ('argmax', 'subpixel', 'dark')
+# The training losses whose maps the codec reads: 'l2' maps regress the target itself, 'ce'
+# maps are logits whose spatial softmax is fitted to the target (symbols/heatmap_net.py).
+HEATMAP_LOSSES = ('l2', 'ce')
 # Where a training target's Gaussian sits: on the truncated cell (the original's) or on the
 # point's exact position on the map (docs/data-format.md §6).
 TARGET_ENCODINGS = ('cell', 'subpixel')
@@ -226,12 +229,39 @@ def decode_heatmaps(heatmaps, input_size=128, method='argmax', sigma=1, logits=F
     raise ValueError('unknown decode method %r; valid: %s' % (method, ', '.join(DECODE_METHODS)))
 
 
+def peak_confidence(heatmaps, loss='l2', sigma=1, peak=20.0):
+    """(N, K, h, w) maps -> (N,) how sure the network is of each face, in 0..1: the mean over
+    the K maps of each map's peak as a fraction of the training target's peak, capped at 1.
+
+    For an 'l2' model the peak is the map's maximum and the target's is `peak`. For a 'ce'
+    model it is the maximum of the map's spatial softmax, and the target's is that of the
+    target Gaussian normalised to sum 1 (about 0.16 for sigma 1), the distribution the loss
+    fits. A face like the training crops scores near 1; a crop without a face (a lost track)
+    scores near 0, because its maps have no clear peak.
+    """
+    maps = np.asarray(heatmaps, dtype=np.float64)
+    if maps.ndim != 4:
+        raise ValueError('peak_confidence needs (N, K, h, w) maps, got shape %s' % (maps.shape,))
+    flat = maps.reshape(maps.shape[:2] + (-1,))
+    kernel = gaussian_kernel(sigma, peak)
+    if loss == 'l2':
+        peaks, target = flat.max(axis=-1), float(peak)
+    elif loss == 'ce':
+        exp = np.exp(flat - flat.max(axis=-1, keepdims=True))
+        peaks, target = 1.0 / exp.sum(axis=-1), float(kernel.max() / kernel.sum())
+    else:
+        raise ValueError('unknown heatmap loss %r; valid: %s'
+                         % (loss, ', '.join(HEATMAP_LOSSES)))
+    return np.clip(peaks / target, 0.0, 1.0).mean(axis=1)
+
+
 @dataclass(frozen=True)
 class HeatmapCodec:
     """Points <-> heatmaps for one network geometry: `input_size` (crop side), `heatmap_size`
     (map side), Gaussian `sigma` and the default `decode` method ('argmax' is the original
-    protocol's, 'subpixel' and 'dark' refine each peak). `logits`: the network's maps are the
-    logits of a cross-entropy model rather than Gaussian-target maps (matters to 'dark').
+    protocol's, 'subpixel' and 'dark' refine each peak). `loss`: the heatmap loss the network
+    was trained with ('l2' maps regress the Gaussian target, 'ce' maps are the logits of a
+    spatial softmax), which 'dark' decoding and the peak confidence read differently.
     `target`: training targets on the truncated cell ('cell', the original's) or on the exact
     position ('subpixel')."""
     input_size: int = 128
@@ -239,13 +269,16 @@ class HeatmapCodec:
     sigma: int = 1
     decode_method: str = 'argmax'
     peak: float = 20.0
-    logits: bool = False
+    loss: str = 'l2'
     target: str = 'cell'
 
     def __post_init__(self):
         if self.decode_method not in DECODE_METHODS:
             raise ValueError('unknown decode method %r; valid: %s'
                              % (self.decode_method, ', '.join(DECODE_METHODS)))
+        if self.loss not in HEATMAP_LOSSES:
+            raise ValueError('unknown heatmap loss %r; valid: %s'
+                             % (self.loss, ', '.join(HEATMAP_LOSSES)))
         if self.target not in TARGET_ENCODINGS:
             raise ValueError('unknown target encoding %r; valid: %s'
                              % (self.target, ', '.join(TARGET_ENCODINGS)))
@@ -257,7 +290,7 @@ class HeatmapCodec:
     @classmethod
     def from_config(cls, cfg, decode='argmax'):
         return cls(cfg['input_img_size'], cfg['output_label_size'], cfg['gaussian'], decode,
-                   logits=cfg['net_loss'] == 'ce', target=cfg['target_encoding'])
+                   loss=cfg['net_loss'], target=cfg['target_encoding'])
 
     def cells(self, points_xy):
         return heatmap_cells(points_xy, self.input_size, self.heatmap_size)
@@ -287,4 +320,8 @@ class HeatmapCodec:
                                                 self.heatmap_size, self.input_size,
                                                 self.input_size))
         return decode_heatmaps(heatmaps, self.input_size, method or self.decode_method,
-                               self.sigma, self.logits)
+                               self.sigma, self.loss == 'ce')
+
+    def confidence(self, heatmaps):
+        """(N, K, h, w) maps -> (N,) peak confidence in 0..1 (peak_confidence)."""
+        return peak_confidence(heatmaps, self.loss, self.sigma, self.peak)

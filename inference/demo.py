@@ -1,4 +1,5 @@
 """Running a FaceAligner over image files and videos and saving what it found."""
+import itertools
 import json
 import os
 
@@ -61,11 +62,34 @@ class VideoInterrupted(KeyboardInterrupt):
         self.jsonl_path, self.video_path, self.frames = jsonl_path, video_path, frames
 
 
-def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
+class VideoDamaged(ValueError):
+    """A video whose frames stopped decoding before the count in its header, after the frames
+    done so far were saved (`jsonl_path`, `video_path`, `frames`); the message says so."""
+
+    def __init__(self, path, jsonl_path, video_path, frames, expected):
+        super().__init__('%s: the video stopped decoding after %d of its %d frames (damaged '
+                         'or truncated?); kept the %d frames done -> %s, %s'
+                         % (path, frames, expected, frames, video_path, jsonl_path))
+        self.jsonl_path, self.video_path, self.frames = jsonl_path, video_path, frames
+
+
+def _read_frames(capture):
+    ok, frame = capture.read()
+    while ok:
+        yield to_bgr8(frame)
+        ok, frame = capture.read()
+
+
+def annotate_video(aligner, path, output_dir, on_frame=None, name=None, tracking=None):
     """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`,
     where `name` defaults to the video's file name; `on_frame(annotated)` sees each drawn
-    frame. Return (jsonl path, video path, frames). On Ctrl-C the frames done so far are
-    written the same way and VideoInterrupted is raised."""
+    frame. The face is followed with `aligner.track` at the video's frame rate; `tracking`
+    holds its other keyword arguments (redetect_every, min_confidence, smoother). Return
+    (jsonl path, video path, frames).
+
+    On Ctrl-C the frames done so far are written the same way and VideoInterrupted is raised;
+    when the video stops decoding more than one frame short of the count in its header, they
+    are written and VideoDamaged (a ValueError) is raised."""
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise ValueError('%s: not a readable video' % path)
@@ -75,12 +99,12 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     writer, lines, interrupted = None, [], False
+    # The tracker and this loop walk the same frames in step (one frame buffered).
+    frames, drawn_frames = itertools.tee(_read_frames(capture))
     try:
         with progress(total=total, desc=os.path.basename(path), unit='frame') as bar:
-            ok, frame = capture.read()
-            while ok:
-                frame = to_bgr8(frame)
-                faces = aligner.get_landmarks(frame)
+            for frame, faces in zip(drawn_frames,
+                                    aligner.track(frames, fps=fps, **(tracking or {}))):
                 lines.append(json.dumps({'frame': len(lines),
                                          'faces': [f.to_dict() for f in faces]}))
                 annotated = draw_faces(frame, faces)
@@ -91,7 +115,6 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
                 if on_frame is not None:
                     on_frame(annotated)
                 bar.update(1)
-                ok, frame = capture.read()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -108,4 +131,6 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None):
     jsonl_path = _write_bytes(stem + '.jsonl', ('\n'.join(lines) + '\n').encode())
     if interrupted:
         raise VideoInterrupted(jsonl_path, video_path, len(lines))
+    if total is not None and len(lines) < total - 1:
+        raise VideoDamaged(path, jsonl_path, video_path, len(lines), total)
     return jsonl_path, video_path, len(lines)

@@ -7,10 +7,12 @@ from data.landmarks import CONTOURS
 BOX_COLOUR = (0, 255, 0)
 LINE_COLOUR = (255, 255, 255)
 POINT_COLOUR = (0, 0, 255)
+DETECTOR_POINT_COLOUR = (255, 255, 0)
 
 
 def draw_faces(image_bgr, faces):
-    """A copy of the image with each face's box, score and landmark contours."""
+    """A copy of the image with each face's box, score, landmark contours and points, and the
+    detector's five points (cyan crosses) when the face has them."""
     canvas = image_bgr.copy()
     # Line widths follow the image size so results stay visible on large photos.
     thickness = max(1, int(round(max(canvas.shape[:2]) / 400)))
@@ -25,4 +27,8 @@ def draw_faces(image_bgr, faces):
                           LINE_COLOUR, thickness, cv2.LINE_AA)
         for x, y in points:
             cv2.circle(canvas, (int(x), int(y)), thickness + 1, POINT_COLOUR, -1, cv2.LINE_AA)
+        if face.detector_points is not None:
+            for x, y in np.round(face.detector_points).astype(np.int32):
+                cv2.drawMarker(canvas, (int(x), int(y)), DETECTOR_POINT_COLOUR,
+                               cv2.MARKER_CROSS, 4 * (thickness + 1), thickness)
     return canvas

@@ -8,8 +8,12 @@ import numpy as np
 from console import error_line
 from data.codec import HeatmapCodec
 from data.landmarks import FLIP_ORDER
-from symbols.checkpoint import (checked_params, load_inference_checkpoint, maps_are_logits,
+from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_checkpoint,
                                 network_sizes, params_path, symbol_path)
+
+# ONNX metadata key of an exported model's heatmap loss ('ce' or 'l2'), which says how to read
+# its maps' peak confidence (data.codec.peak_confidence).
+LOSS_METADATA_KEY = 'heatmap_loss'
 
 
 def context_for_gpu(gpu):
@@ -31,7 +35,9 @@ class HeatmapModel:
     """Batched forward of a heatmap network: BGR face crops -> 68 heatmaps each.
 
     `input_size` and `heatmap_size` are read off the graph (symbols.checkpoint.network_sizes),
-    so a 256/64 model gets 256 x 256 crops; `codec(decode)` decodes its maps.
+    so a 256/64 model gets 256 x 256 crops; `codec(decode)` decodes its maps. `loss` is the
+    heatmap loss the training graph was built with ('ce' or 'l2'; None for a bare inference
+    graph), which says how to read the maps' peak confidence (data.codec.peak_confidence).
 
     Faces go through in chunks of at most `batch_size`. One executor is bound per chunk size
     that occurs (all sharing the weights) and kept, so a lone face costs a batch-1 forward
@@ -47,11 +53,11 @@ class HeatmapModel:
         if int(batch_size) < 1:
             raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
         self._symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
-        self.logits = maps_are_logits(prefix)
         self.batch_size = int(batch_size)
         self.ctx = ctx if ctx is not None else mx.cpu()
         weights_path = params_path(prefix, epoch)
         self.input_size, self.heatmap_size = network_sizes(self._symbol, symbol_path(prefix))
+        self.loss = checkpoint_loss(prefix)
         try:
             arg_params, aux_params = checked_params(self._symbol, arg_params, aux_params,
                                                     weights_path, self.input_size)
@@ -64,9 +70,9 @@ class HeatmapModel:
                                                           error_line(exc))) from None
 
     def codec(self, decode='argmax'):
-        """The heatmap codec of this model's geometry and map kind."""
+        """The heatmap codec of this model's geometry and training loss."""
         return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode,
-                            logits=self.logits)
+                            loss=self.loss or 'l2')
 
     def _executor(self, batch):
         """The executor bound for `batch` faces (bound on first use)."""
@@ -102,6 +108,7 @@ class FlipTest:
     def __init__(self, model):
         self.model = model
         self.input_size, self.heatmap_size = model.input_size, model.heatmap_size
+        self.loss = model.loss
 
     def codec(self, decode='argmax'):
         return self.model.codec(decode)

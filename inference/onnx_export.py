@@ -21,10 +21,10 @@ import onnx.helper
 
 from console import error_line
 from fileio import atomic_write
-from symbols.checkpoint import (checked_params, load_inference_checkpoint, maps_are_logits,
+from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_checkpoint,
                                 network_sizes, params_path, symbol_path)
 
-from .onnx_model import MAP_KIND_KEY
+from .model import LOSS_METADATA_KEY
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13
@@ -58,7 +58,8 @@ def _exporter_graph(symbol, params, input_size, batch_size, path):
 def onnx_model_of(prefix, epoch, batch_size=None):
     """The checkpoint's `heatmap_output` as a checked onnx.ModelProto with input `data`
     (N x 3 x S x S RGB 0..255, S the input size read off the graph) and one N x 68 x 64 x 64
-    output; N is `batch_size`, or free when None."""
+    output; N is `batch_size`, or free when None. The checkpoint's heatmap loss, when its
+    graph names one, is kept in the metadata under LOSS_METADATA_KEY."""
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
     symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
@@ -82,8 +83,9 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     inputs = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
-    onnx.helper.set_model_props(
-        model, {MAP_KIND_KEY: 'logits' if maps_are_logits(prefix) else 'heatmap'})
+    loss = checkpoint_loss(prefix)
+    if loss is not None:
+        onnx.helper.set_model_props(model, {LOSS_METADATA_KEY: loss})
     onnx.checker.check_model(model)
     return model
 

@@ -9,11 +9,7 @@ import onnxruntime
 from data.codec import HeatmapCodec
 from symbols.heatmap_net import SIZES
 
-from .model import crops_to_planes
-
-# Model metadata key saying what the output maps are (the 'dark' decoder needs to know):
-# 'logits' for a cross-entropy model, 'heatmap' for Gaussian-target maps.
-MAP_KIND_KEY = 'heatmap_kind'
+from .model import LOSS_METADATA_KEY, crops_to_planes
 
 _ORT = onnxruntime.capi.onnxruntime_pybind11_state
 # onnxruntime's errors derive from Exception only.
@@ -26,7 +22,8 @@ class OnnxHeatmapModel:
     or (`from_file`) a `.onnx` file.
 
     A model exported with a free batch dimension takes chunks of up to `batch_size` faces
-    as they come; one exported for a fixed N gets every chunk padded to N.
+    as they come; one exported for a fixed N gets every chunk padded to N. `loss` is the
+    heatmap loss kept in the model's metadata at export (None when it has none).
     """
 
     def __init__(self, model, batch_size=16, source='ONNX model'):
@@ -44,9 +41,8 @@ class OnnxHeatmapModel:
                                  'got input shapes %s and %d outputs'
                                  % (source, [i.shape for i in inputs], len(outputs)))
             self.input_size = inputs[0].shape[2]
-            # Written by inference.onnx_export; a model from elsewhere counts as l2 maps.
-            kind = self._session.get_modelmeta().custom_metadata_map.get(MAP_KIND_KEY)
-            self.logits = kind == 'logits'
+            self.loss = self._session.get_modelmeta().custom_metadata_map.get(
+                LOSS_METADATA_KEY)
             self._input_name = inputs[0].name
             batch = inputs[0].shape[0]
             self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
@@ -65,9 +61,9 @@ class OnnxHeatmapModel:
                              % (source, str(exc).strip().splitlines()[0])) from None
 
     def codec(self, decode='argmax'):
-        """The heatmap codec of this model's geometry and map kind."""
+        """The heatmap codec of this model's geometry and training loss."""
         return HeatmapCodec(self.input_size, self.heatmap_size, decode_method=decode,
-                            logits=self.logits)
+                            loss=self.loss or 'l2')
 
     @classmethod
     def from_file(cls, path, batch_size=16):

@@ -13,6 +13,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from console import machine_load  # noqa: E402
 from config import generate_config  # noqa: E402
 from data.converters import pack_pts_folder  # noqa: E402
 from scripts.original_data import (baseline_samples_per_second,  # noqa: E402
@@ -20,10 +21,6 @@ from scripts.original_data import (baseline_samples_per_second,  # noqa: E402
 
 DEFAULT_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'shared', 'data', '300w-train')
-
-
-def _load():
-    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
 
 
 def _pack_subset(source, count, out_dir):
@@ -50,7 +47,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         try:
             rec = args.rec or _pack_subset(args.source, args.pack_count, tmp)
-            print(_load())
+            print(machine_load())
             baseline = baseline_samples_per_second(rec, cfg, args.samples, args.batch_size)
             print('%-40s %8.1f samples/s' % ('original per-sample steps (1 process)', baseline))
             for workers in sorted({0, 1, args.workers}):
@@ -58,7 +55,7 @@ def main():
                                                    workers)
                 name = 'FaceSegIter, %d worker%s' % (workers, '' if workers == 1 else 's')
                 print('%-40s %8.1f samples/s  %5.2fx' % (name, rate, rate / baseline))
-            print(_load())
+            print(machine_load())
         except (OSError, ValueError) as err:
             parser.exit(2, 'error: %s\n' % err)
 

@@ -27,16 +27,13 @@ import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from console import machine_load  # noqa: E402
 from essh.mtcnn import MTCNNDetector  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data', '300w-test-helen')
 VGA = (640, 480)
 HUGE = (8000, 6000)
 HUGE_RUNS = 3
-
-
-def _load():
-    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
 
 
 def read_pts(path):
@@ -122,7 +119,7 @@ def speed(detectors, crops, huge_dlib):
         else:
             row.append('%.0f / %.0f (%d faces)' % time_huge(detector, huge, HUGE_RUNS, True))
         rows.append(row)
-        print('  done: %s; %s' % (detector.name, _load()), flush=True)
+        print('  done: %s; %s' % (detector.name, machine_load()), flush=True)
     header = ['detector', 'ms/img %d x %d crops (n=%d)' % (base.shape[1], base.shape[0],
                                                            len(crops)),
               'ms/img 640 x 480 (n=%d)' % len(crops),
@@ -201,7 +198,7 @@ def main(argv=None):
         detectors += [DlibHog(0), DlibHog(1)]
     except ImportError:
         print('note: dlib is not installed (import dlib failed): its HOG detector is not timed')
-    print(_load())
+    print(machine_load())
     print(speed(detectors, crops, args.huge_dlib))
     if args.quality:
         print('\nquality on %s (%d faces): a face is found when a box contains the centre of '

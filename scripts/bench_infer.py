@@ -17,14 +17,11 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from console import machine_load  # noqa: E402
 from scripts.infer_timing import (benchmark_checkpoint, format_timings,  # noqa: E402
                                  save_random_checkpoint)
 
 SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
-
-
-def _load():
-    return 'load average %.2f %.2f %.2f on %d CPUs' % (os.getloadavg() + (os.cpu_count(),))
 
 
 def main(argv=None):
@@ -47,7 +44,7 @@ def main(argv=None):
         print('error: nothing to time: --network is empty and there is no --prefix',
               file=sys.stderr)
         return 2
-    print(_load())
+    print(machine_load())
     try:
         with tempfile.TemporaryDirectory() as scratch:
             runs = []
@@ -59,7 +56,7 @@ def main(argv=None):
             for title, prefix, epoch in runs:
                 timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size)
                 print(format_timings(title, timings))
-                print(_load())
+                print(machine_load())
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ every failure to read one is a ValueError of one line that names the file. Train
 the Gluon view and the ESSH detector all go through here.
 """
 import glob
-import json
 import os
 import re
 
@@ -15,7 +14,7 @@ import mxnet as mx
 from console import error_line
 from fileio import atomic_write
 
-from .heatmap_net import SIZES, heatmap_output
+from .heatmap_net import SIZES, heatmap_output, training_loss
 
 
 def symbol_path(prefix):
@@ -81,15 +80,6 @@ def load_symbol(path):
                          % (path, error_line(exc))) from None
 
 
-def maps_are_logits(prefix):
-    """Whether the checkpoint's heatmaps are the logits of a cross-entropy model: its training
-    graph holds the spatial-softmax loss, the only loss here with a `log_softmax` node (or,
-    in graphs saved before it was fused, a `log` node). An inference-only graph does not
-    say, and counts as Gaussian-target (l2) maps."""
-    graph = json.loads(load_symbol(symbol_path(prefix)).tojson())
-    return any(node['op'] in ('log_softmax', 'log') for node in graph['nodes'])
-
-
 def load_inference_checkpoint(prefix, epoch):
     """(inference Symbol, arg_params, aux_params) of a heatmap-network checkpoint.
 
@@ -110,6 +100,12 @@ def load_inference_checkpoint(prefix, epoch):
                          % paths[0])
     arg_params, aux_params = load_params(paths[1])
     return symbol, arg_params, aux_params
+
+
+def checkpoint_loss(prefix):
+    """The heatmap loss ('ce' or 'l2') of the checkpoint's training graph, or None when its
+    json is a bare inference graph (symbols.heatmap_net.training_loss)."""
+    return training_loss(load_symbol(symbol_path(prefix)))
 
 
 def network_sizes(symbol, source='network'):

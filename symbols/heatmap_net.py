@@ -1,4 +1,6 @@
 """The stacked heatmap network: stem, stacks of hourglass or SAT, per-stack heads and losses."""
+import json
+
 import mxnet as mx
 
 from data.landmarks import FLIP_ORDER
@@ -135,3 +137,13 @@ def build(cfg):
 def heatmap_output(symbol):
     """The inference graph (last stack's heatmaps) inside a training symbol."""
     return symbol.get_internals()['heatmap_output']
+
+
+def training_loss(symbol):
+    """The heatmap loss ('ce' or 'l2') a training graph was built with, read off its operators
+    (only the cross-entropy takes a log: `log_softmax`, or `log` in graphs saved before it was
+    fused, as the original's), or None for a bare inference graph, which has no loss."""
+    ops = {node['op'] for node in json.loads(symbol.tojson())['nodes']}
+    if 'MakeLoss' not in ops:
+        return None
+    return 'ce' if ops & {'log_softmax', 'log'} else 'l2'

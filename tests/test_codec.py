@@ -131,7 +131,7 @@ def test_dark_decodes_logits_and_smoothed_gaussian_maps():
     logits = -((cells[None, :, None] - centres[:, None, None, 1]) ** 2
                + (cells[None, None, :] - centres[:, None, None, 0]) ** 2) / 2.0 + 3.0
     maps = logits[np.newaxis].astype(np.float32)
-    dark = codec.HeatmapCodec(decode_method='dark', logits=True).decode(maps)[0]
+    dark = codec.HeatmapCodec(decode_method='dark', loss='ce').decode(maps)[0]
     assert np.abs(dark - points).max() < 0.01
     # Read as l2 maps instead, the same logits would be floored at 1e-10 before the log.
     assert np.abs(codec.HeatmapCodec(decode_method='dark').decode(maps)[0] - points).max() > 0.01
@@ -151,4 +151,4 @@ def test_codec_target_encoding_is_checked_and_read_from_the_config():
     cfg = {'input_img_size': 128, 'output_label_size': 64, 'gaussian': 1, 'net_loss': 'ce',
            'target_encoding': 'subpixel'}
     built = codec.HeatmapCodec.from_config(cfg)
-    assert built.target == 'subpixel' and built.logits
+    assert built.target == 'subpixel' and built.loss == 'ce'

@@ -55,6 +55,7 @@ def test_onnxruntime_agrees_with_mxnet(tiny_prefix, dynamic_onnx, tmp_path):
     crops = face_like_crops(5, seed=2)
     reference = HeatmapModel(tiny_prefix, 0, batch_size=4).predict(crops)
     dynamic = OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=4)
+    assert dynamic.loss == 'l2'     # kept in the metadata: how to read its peak confidence
     heatmaps = dynamic.predict(crops)
     np.testing.assert_allclose(heatmaps, reference, rtol=1e-4, atol=1e-4)
     points = decode_heatmaps(heatmaps, 128, 'subpixel')
@@ -183,13 +184,12 @@ def test_evaluate_cli_runs_an_onnx_file(tiny_prefix, dynamic_onnx, tmp_path, cap
 
 
 def test_cross_entropy_models_are_known_to_output_logits(tiny_prefix, dynamic_onnx, tmp_path):
-    """The 'dark' decoder treats a ce model's maps as logits: the kind is read off the
-    checkpoint's training graph and carried into exported ONNX models."""
+    """The 'dark' decoder and the peak confidence read a ce model's maps as logits: the loss is
+    read off the checkpoint's training graph and carried into exported ONNX models."""
     ce_prefix = save_tiny_checkpoint(str(tmp_path / 'ce'), seed=4, net_loss='ce')
     ce_onnx = export_onnx_file(ce_prefix, 0, str(tmp_path / 'ce.onnx'))
-    for model, logits in ((HeatmapModel(ce_prefix), True), (HeatmapModel(tiny_prefix), False),
-                          (OnnxHeatmapModel.from_file(ce_onnx), True),
-                          (OnnxHeatmapModel.from_file(dynamic_onnx), False)):
-        assert model.logits is logits and model.codec('dark').logits is logits
-    assert {p.key: p.value for p in onnx.load(ce_onnx).metadata_props} == {
-        'heatmap_kind': 'logits'}
+    for model, loss in ((HeatmapModel(ce_prefix), 'ce'), (HeatmapModel(tiny_prefix), 'l2'),
+                        (OnnxHeatmapModel.from_file(ce_onnx), 'ce'),
+                        (OnnxHeatmapModel.from_file(dynamic_onnx), 'l2')):
+        assert model.loss == loss and model.codec('dark').loss == loss
+    assert {p.key: p.value for p in onnx.load(ce_onnx).metadata_props} == {'heatmap_loss': 'ce'}
