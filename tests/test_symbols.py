@@ -114,6 +114,29 @@ def test_pairwise_options_cover_every_pair_of_values():
     assert OPTIONS == (FULL_OPTIONS if FULL_OPTION_MATRIX else PAIRWISE_OPTIONS)
 
 
+def test_ce_loss_is_the_spatial_softmax_cross_entropy():
+    """The fused log_softmax loss against its definition in numpy: value and gradient."""
+    from symbols.heatmap_net import ce_loss
+    rng = np.random.RandomState(0)
+    pred = rng.normal(0, 3, (2, 3, 8, 8))
+    target = rng.uniform(0, 1, (2, 3, 8, 8))
+    flat = pred.reshape(2, 3, -1)
+    shifted = flat - flat.max(axis=2, keepdims=True)
+    prob = np.exp(shifted) / np.exp(shifted).sum(axis=2, keepdims=True)
+    expected = -(np.log(prob) * target.reshape(2, 3, -1)).mean()
+    # d/dpred of -mean(t * log softmax(pred)) = (prob * sum(t) - t) / size, per map
+    t = target.reshape(2, 3, -1)
+    expected_grad = ((prob * t.sum(axis=2, keepdims=True) - t) / t.size).reshape(pred.shape)
+    loss = mx.sym.MakeLoss(ce_loss(mx.sym.Variable('pred'), mx.sym.Variable('target')))
+    grad = mx.nd.zeros(pred.shape)
+    executor = loss.bind(mx.cpu(), {'pred': mx.nd.array(pred), 'target': mx.nd.array(target)},
+                         args_grad={'pred': grad}, grad_req={'pred': 'write', 'target': 'null'})
+    executor.forward(is_train=True)
+    executor.backward()
+    assert np.isclose(executor.outputs[0].asnumpy()[0], expected, rtol=1e-5)
+    assert np.allclose(grad.asnumpy(), expected_grad, rtol=1e-4, atol=1e-8)
+
+
 def test_coherent_needs_even_batch():
     with pytest.raises(ValueError, match='per_batch_size must be even'):
         symbols.get_symbol(tiny_config(net_coherent=True, per_batch_size=3))
