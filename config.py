@@ -64,6 +64,9 @@ TRAINING = {
     'per_batch_size': 16,
     'lr_epoch_step': '20,35,45',
     'optimizer': 'onadam',
+    # 'float32', or 'bf16': bfloat16 mixed precision on CPUs that have it (symbols.precision);
+    # weights, gradients and checkpoints stay float32 either way.
+    'dtype': 'float32',
     'exf': 1,
     'ckpt': 1,
     # Crop top shift of the validation targets; None: each target's own (by file name,
