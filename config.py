@@ -74,6 +74,11 @@ TRAINING = {
     'val_top_shift': None,
 }
 
+# The architecture and loss of the shipped model, models/hg1d4-resnet-m025-300w (its model card),
+# as overrides of the 'hourglass' network preset.
+SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25,
+                   'net_loss': 'ce'}
+
 
 def _choose(kind, name, table):
     if name not in table:

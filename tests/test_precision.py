@@ -172,3 +172,27 @@ def test_bf16_evaluation_with_onnxruntime_is_one_line(monkeypatch, capsys, tmp_p
     assert evaluate.main(argv) == 2
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and 'mxnet backend only' in lines[0]
+
+
+def test_dtype_comparison_table_and_overlaid_curves(tmp_path):
+    from scripts import compare_dtypes
+    from training.progress import RunLog, plot_runs
+    runs = {}
+    for dtype, nmes in (('float32', [0.50, 0.10, 0.08]), ('bf16', [0.50, 0.11, 0.0795])):
+        runs[dtype] = RunLog(str(tmp_path / ('%s.jsonl' % dtype)))
+        for batch, nme in zip((0, 50, 100), nmes):
+            runs[dtype].write({'kind': 'train', 'batch': batch + 1, 'loss': 1.0 / (batch + 1)})
+            runs[dtype].write({'kind': 'val', 'batch': batch, 'nme': {'val': nme}})
+    lines = compare_dtypes.nme_table(runs)
+    assert lines[2].split() == ['50', 'val', '10.000%', '11.000%', '+1.000']
+    assert lines[-1] == ('bf16 - float32 over 3 validations: mean +0.317, largest |difference| '
+                         '1.000 NME points')
+    plot_runs(runs, str(tmp_path / 'curves.png'))
+    assert (tmp_path / 'curves.png').read_bytes()[:4] == b'\x89PNG'
+
+
+@pytest.mark.parametrize('argv', [[], ['--', '--prefix', 'x'], ['--', '--dtype=bf16']])
+def test_dtype_comparison_needs_train_flags_without_prefix_or_dtype(capsys, argv):
+    from scripts import compare_dtypes
+    assert compare_dtypes.main(argv) == 2
+    assert len(capsys.readouterr().err.splitlines()) == 1
