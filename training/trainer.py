@@ -188,8 +188,8 @@ class Trainer:
         shapes = dict(self.train_iter.provide_data + self.train_iter.provide_label)
         graph, float32 = bf16_training_graph(self.symbol, shapes)
         logger.info('training in bf16 mixed precision; in float32: the loss, up-sampling and '
-                    '%d of the convolutions (fewer than %d channels, or mis-typed by AMP)',
-                    len(float32), MIN_BF16_TRAINING_CHANNELS)
+                    '%d of the convolutions (grouped, fewer than %d channels, or mis-typed by '
+                    'AMP)', len(float32), MIN_BF16_TRAINING_CHANNELS)
         return graph
 
     def _initial_params(self, resume):
