@@ -5,11 +5,12 @@
 - `enable_amx(flags)`: lets oneDNN use AMX tiles for bf16 in this process. MXNet 1.9.1's
   oneDNN neither asks Linux for the AMX state nor uses AMX unless DNNL_MAX_CPU_ISA allows it;
   without AMX, bf16 convolutions on this project's CPUs ran slower than float32.
-- `bf16_training_graph` / `bf16_inference_model`: AMP's conversion with two workarounds
-  (`float32_convolutions`). Parameters stay float32 in training (AMP casts a copy of each
-  convolution weight to bf16 on its way in; gradients and the optimizer stay float32), and
-  the operators AMP lists as float32 (the losses, softmax, up-sampling, reshapes) stay so.
-  BatchNorm runs on bf16 data with float32 statistics and parameters.
+- `bf16_training_graph` / `bf16_inference_model`: AMP's conversion, with the convolutions
+  AMP's pass mis-types (`float32_convolutions`) and, in training, the small and grouped ones
+  (`small_convolutions`) left in float32. Parameters stay float32 in training (AMP casts a
+  copy of each convolution weight to bf16 on its way in; gradients and the optimizer stay
+  float32), and the operators AMP lists as float32 (the losses, softmax, up-sampling,
+  reshapes) stay so. BatchNorm runs on bf16 data with float32 statistics and parameters.
 """
 import contextlib
 import ctypes
