@@ -7,12 +7,14 @@ import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 
 from console import progress
 from fileio import atomic_write
 
 logger = logging.getLogger(__name__)
+PLAIN_NUMBER = FormatStrFormatter('%g')
 
 
 class RunLog:
@@ -65,7 +67,10 @@ def plot_runs(runs, path):
                         label=('%s %s' % (label, target)).strip())
             labelled = True
     ax_loss.set(xlabel='batch', ylabel='training loss', title='loss', yscale='log')
-    ax_nme.set(xlabel='batch', ylabel='NME (%)', title='validation NME')
+    # log scale: a fresh network starts near 100-200% and ends near 5%
+    ax_nme.set(xlabel='batch', ylabel='NME (%)', title='validation NME', yscale='log')
+    ax_nme.yaxis.set_major_formatter(PLAIN_NUMBER)
+    ax_nme.yaxis.set_minor_formatter(PLAIN_NUMBER)
     if labelled:
         ax_nme.legend()
     if len(runs) > 1:
