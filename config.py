@@ -65,12 +65,20 @@ TRAINING = {
     'per_batch_size': 16,
     'lr_epoch_step': '20,35,45',
     'optimizer': 'onadam',
+    # 'float32', or 'bf16': bfloat16 mixed precision on CPUs that have it (symbols.precision);
+    # weights, gradients and checkpoints stay float32 either way.
+    'dtype': 'float32',
     'exf': 1,
     'ckpt': 1,
     # Crop top shift of the validation targets; None: each target's own (by file name,
     # docs/protocol.md §3.1). Set it to the --top-shift the validation records were packed with.
     'val_top_shift': None,
 }
+
+# The architecture and loss of the shipped model, models/hg1d4-resnet-m025-300w (its model card),
+# as overrides of the 'hourglass' network preset.
+SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25,
+                   'net_loss': 'ce'}
 
 
 def _choose(kind, name, table):

@@ -18,6 +18,7 @@ from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
 from inference import BACKENDS, context_for_gpu, load_heatmap_model
 from inference.aligner import DEFAULT_MODEL
+from symbols.precision import DTYPES
 
 
 def parse_args(argv=None):
@@ -64,6 +65,9 @@ def parse_args(argv=None):
                         help='score against the labels as they are, not floored to the crop '
                              'grid as the original protocol does (docs/protocol.md §9)')
     parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--dtype', choices=DTYPES, default='float32',
+                        help='bf16: run the network in bfloat16 mixed precision (mxnet backend, '
+                             'CPU with avx512_bf16/amx_bf16)')
     parser.add_argument('--output', default=None,
                         help='folder for results JSON and CED plot (default outputs/eval)')
     return parser.parse_args(argv)
@@ -98,7 +102,8 @@ def _main(argv=None):
     check_writable_dir(output, '--output folder')
     ctx = context_for_gpu(args.gpu)
     model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
-                               batch_size=args.batch_size, flip_test=args.flip_test)
+                               batch_size=args.batch_size, flip_test=args.flip_test,
+                               dtype=args.dtype)
     detector = None
     if args.use_essh:
         detector = essh.load_detector(

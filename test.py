@@ -18,6 +18,7 @@ from inference.demo import (VideoDamaged, VideoInterrupted, annotate_image, anno
                             output_names)
 from inference.images import is_video, list_inputs
 from inference.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, OneEuroFilter
+from symbols.precision import DTYPES
 
 WINDOW = 'face alignment'
 
@@ -40,6 +41,9 @@ def parse_args(argv=None):
                         help='ESSH checkpoint folder, for --detector essh')
     parser.add_argument('--flip-test', action='store_true',
                         help='average each face with its mirror image (twice the network work)')
+    parser.add_argument('--dtype', choices=DTYPES, default='float32',
+                        help='bf16: run the landmark network in bfloat16 mixed precision (CPU '
+                             'with avx512_bf16/amx_bf16)')
     parser.add_argument('--show', action='store_true', help='also show results in a window')
     video = parser.add_argument_group(
         'videos', 'the face found in the first frame is followed: each frame is cropped from '
@@ -106,7 +110,7 @@ def _main(argv=None):
     check_writable_dir(args.output, '--output folder')
     aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
                           detector=args.detector, essh_dir=args.essh_dir,
-                          flip_test=args.flip_test)
+                          flip_test=args.flip_test, dtype=args.dtype)
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:

@@ -15,6 +15,7 @@ from data.codec import TARGET_ENCODINGS
 from data.geometry import ALIGN_SIZE
 from fileio import check_writable_dir
 from symbols.heatmap_net import LOSSES
+from symbols.precision import DTYPES, check_dtype
 from training import TrainingDiverged, fit
 from training.distributed import KVSTORES, parse_contexts
 from training.optimizer import OPTIMIZERS
@@ -68,13 +69,16 @@ def parse_args(argv=None):
                    help='start over on a --prefix that holds an earlier run, replacing it')
     p.add_argument('--max-steps', type=int,
                    help='stop after this many batches in total (0: save the starting weights)')
+    p.add_argument('--dtype', choices=DTYPES, help='float32 (default), or bf16: bfloat16 mixed '
+                   'precision on a CPU with avx512_bf16/amx_bf16; weights and checkpoints stay '
+                   'float32')
     return p.parse_args(argv)
 
 
 CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
                 'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
-                'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'target_encoding', 'aug_shift',
-                'aug_occlusion', 'aug_color')
+                'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'target_encoding',
+                'aug_shift', 'aug_occlusion', 'aug_color', 'dtype')
 
 
 def check_args(args):
@@ -89,6 +93,8 @@ def check_args(args):
     check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
     check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
     check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
+    if args.dtype is not None:
+        check_dtype(args.dtype)
 
 
 def build_config(args):

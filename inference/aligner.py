@@ -76,14 +76,16 @@ class FaceAligner:
     `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
     five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
     so the network sees the geometry it was trained on whatever box the detector gave.
+    `dtype` 'bf16' runs the landmark network in bfloat16 mixed precision (mxnet backend, CPU
+    with avx512_bf16/amx_bf16; the detector stays float32).
     """
 
     def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
                  backend='mxnet', flip_test=False, refine=True,
-                 refine_top_shift=REFINE_TOP_SHIFT):
+                 refine_top_shift=REFINE_TOP_SHIFT, dtype='float32'):
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
-                                        batch_size=batch_size, flip_test=flip_test)
+                                        batch_size=batch_size, flip_test=flip_test, dtype=dtype)
         # A graph that does not name its loss is read as the original's L2 maps.
         self.codec = self.model.codec(decode)
         if detector is None:

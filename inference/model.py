@@ -10,6 +10,7 @@ from data.codec import HeatmapCodec
 from data.landmarks import FLIP_ORDER
 from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_checkpoint,
                                 network_sizes, params_path, symbol_path)
+from symbols.precision import bf16_inference_model, check_dtype, prepare_bf16
 
 # ONNX metadata key of an exported model's heatmap loss ('ce' or 'l2'), which says how to read
 # its maps' peak confidence (data.codec.peak_confidence).
@@ -47,20 +48,32 @@ class HeatmapModel:
 
     The network takes RGB planes as 0..255 floats (it normalises inside the graph), so the
     colour swap happens here and callers keep OpenCV's BGR everywhere.
+
+    `dtype` 'bf16' runs the network in bfloat16 mixed precision on the CPU
+    (symbols.precision): the float32 checkpoint is converted at load, heatmaps stay float32.
     """
 
-    def __init__(self, prefix, epoch=0, ctx=None, batch_size=16):
+    def __init__(self, prefix, epoch=0, ctx=None, batch_size=16, dtype='float32'):
         if int(batch_size) < 1:
             raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
+        check_dtype(dtype)
+        self.ctx = ctx if ctx is not None else mx.cpu()
+        if dtype == 'bf16':
+            if self.ctx.device_type != 'cpu':
+                raise ValueError('dtype bf16 runs on the CPU only, not on %s' % self.ctx)
+            prepare_bf16()
+        self.dtype = dtype
         self._symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
         self.batch_size = int(batch_size)
-        self.ctx = ctx if ctx is not None else mx.cpu()
         weights_path = params_path(prefix, epoch)
         self.input_size, self.heatmap_size = network_sizes(self._symbol, symbol_path(prefix))
         self.loss = checkpoint_loss(prefix)
         try:
             arg_params, aux_params = checked_params(self._symbol, arg_params, aux_params,
                                                     weights_path, self.input_size)
+            if dtype == 'bf16':
+                self._symbol, arg_params, aux_params = bf16_inference_model(
+                    self._symbol, arg_params, aux_params)
             self._arg_params = {k: v.as_in_context(self.ctx) for k, v in arg_params.items()}
             self._aux_params = {k: v.as_in_context(self.ctx) for k, v in aux_params.items()}
             self._executors = {}
@@ -127,16 +140,21 @@ BACKENDS = ('mxnet', 'onnxruntime')
 
 
 def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16,
-                       flip_test=False):
+                       flip_test=False, dtype='float32'):
     """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
     'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
     checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend.
-    `flip_test` wraps the predictor in FlipTest."""
+    `flip_test` wraps the predictor in FlipTest. `dtype` 'bf16' (mxnet backend on the CPU
+    only) runs the network in bfloat16 mixed precision."""
     epoch = checked_epoch(epoch)
     if ctx is not None and not isinstance(ctx, mx.Context):
         raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
                          '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
-    model = _load_backend(prefix, epoch, backend, ctx, batch_size)
+    check_dtype(dtype)
+    if dtype != 'float32' and backend != 'mxnet':
+        raise ValueError('dtype %s is offered for the mxnet backend only: onnxruntime\'s CPU '
+                         'provider has no bf16 convolution (docs/benchmarks.md)' % dtype)
+    model = _load_backend(prefix, epoch, backend, ctx, batch_size, dtype)
     return FlipTest(model) if flip_test else model
 
 
@@ -152,9 +170,9 @@ def checked_epoch(epoch):
     raise ValueError('epoch must be an integer >= 0 (or a string of digits), got %r' % (epoch,))
 
 
-def _load_backend(prefix, epoch, backend, ctx, batch_size):
+def _load_backend(prefix, epoch, backend, ctx, batch_size, dtype):
     if backend == 'mxnet':
-        return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size)
+        return HeatmapModel(prefix, epoch, ctx=ctx, batch_size=batch_size, dtype=dtype)
     if backend != 'onnxruntime':
         raise ValueError('unknown inference backend %r; valid: %s'
                          % (backend, ', '.join(BACKENDS)))

@@ -1,9 +1,10 @@
 """Inference speed, ms per face from a 128 x 128 crop to 68 landmarks, in one run: the
 original's per-face path (batch-1 Module, per-landmark resize + argmax) against the library
 path (batched executors, subpixel decoding at heatmap resolution) on MXNet at batch 1 and
---batch-size, and on onnxruntime (float and int8). Measured for a random-weight `--network` (default
-hg2d3-cab) and for a real checkpoint: --prefix, by default the shipped
-models/hg1d4-resnet-m025-300w/model. The load average is printed alongside: on a shared
+--batch-size, in float32 and (on a CPU with avx512_bf16/amx_bf16) bf16, and on onnxruntime
+(float and int8). Measured for a random-weight `--network` (default hg2d3-cab) and for a real
+checkpoint: --prefix, by default the shipped models/hg1d4-resnet-m025-300w/model. The paths
+take turns (--rounds passes each) and the load average is printed alongside: on a shared
 machine the wall times move with it, the CPU times much less.
 
     python scripts/bench_infer.py
@@ -20,6 +21,7 @@ sys.path.insert(0, ROOT)
 from console import machine_load  # noqa: E402
 from scripts.infer_timing import (benchmark_checkpoint, format_timings,  # noqa: E402
                                  save_random_checkpoint)
+from symbols.precision import bf16_unsupported_reason, cpu_flags, prepare_bf16  # noqa: E402
 
 SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
 
@@ -34,9 +36,10 @@ def main(argv=None):
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--faces', type=int, default=16, help='faces per measurement')
     parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument('--rounds', type=int, default=2, help='timed passes of each path')
     args = parser.parse_args(argv)
-    if args.faces < 1 or args.batch_size < 1:
-        print('error: --faces and --batch-size must be at least 1', file=sys.stderr)
+    if args.faces < 1 or args.batch_size < 1 or args.rounds < 1:
+        print('error: --faces, --batch-size and --rounds must be at least 1', file=sys.stderr)
         return 2
     if args.prefix is None and os.path.isfile(SHIPPED_PREFIX + '-symbol.json'):
         args.prefix = SHIPPED_PREFIX
@@ -44,6 +47,11 @@ def main(argv=None):
         print('error: nothing to time: --network is empty and there is no --prefix',
               file=sys.stderr)
         return 2
+    no_bf16 = bf16_unsupported_reason(cpu_flags())
+    if no_bf16:
+        print('bf16 not timed: %s' % no_bf16)
+    else:
+        prepare_bf16()      # before any operator runs, so that AMX is used
     print(machine_load())
     try:
         with tempfile.TemporaryDirectory() as scratch:
@@ -54,7 +62,8 @@ def main(argv=None):
             if args.prefix:
                 runs.append((args.prefix, args.prefix, args.epoch))
             for title, prefix, epoch in runs:
-                timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size)
+                timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size,
+                                               bf16=not no_bf16, rounds=args.rounds)
                 print(format_timings(title, timings))
                 print(machine_load())
     except ValueError as exc:

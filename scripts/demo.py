@@ -20,9 +20,6 @@ from inference.demo import annotate_image  # noqa: E402
 from training.run import data_paths, fit  # noqa: E402
 
 SHIPPED_PREFIX = DEFAULT_MODEL
-# The architecture and loss of the shipped model (README, model card).
-SHIPPED_NETWORK = {'net_block': 'resnet', 'net_n': 4, 'net_stacks': 1, 'multiplier': 0.25,
-                   'net_loss': 'ce'}
 
 
 def photo_demo(output_dir):
@@ -50,7 +47,7 @@ def synthetic_demo(output_dir, steps):
     cfg = config.generate_config('hourglass', 'synth2d', prefix=prefix, verbose=verbose,
                                  frequent=10, lr=1e-3, lr_epoch_step='100',
                                  pretrained=SHIPPED_PREFIX, pretrained_epoch=0,
-                                 **SHIPPED_NETWORK)
+                                 **config.SHIPPED_NETWORK)
     _, val_recs = data_paths(cfg)
     test_rec = os.path.join(cfg['data_dir'], 'test.rec')
     print('before fine-tuning, synthetic test set:', evaluate(SHIPPED_PREFIX, 0, test_rec))

@@ -20,6 +20,8 @@ from scripts.original_infer import INPUT_SIZE, PerFaceBaseline
 
 ORIGINAL = 'original per-face (MXNet)'
 UNFUSED = 'original, graph unfused'
+LIBRARY_MXNET = 'library MXNet'
+LIBRARY_MXNET_BF16 = 'library MXNet bf16'
 
 
 @dataclass
@@ -42,24 +44,34 @@ def save_random_checkpoint(prefix, network):
     return prefix
 
 
-def time_per_face(landmarks_of, crops, batch):
-    """Wall and CPU milliseconds per face of `landmarks_of(chunk)` over `crops` in chunks of
-    `batch`, after one untimed call per chunk size (binding, first-run allocations)."""
-    chunks = [crops[start:start + batch] for start in range(0, len(crops), batch)]
-    for size in sorted({len(chunk) for chunk in chunks}):
-        landmarks_of(crops[:size])
-    wall, cpu = time.perf_counter(), time.process_time()
-    for chunk in chunks:
-        landmarks_of(chunk)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return 1000.0 * wall / len(crops), 1000.0 * cpu / len(crops)
+def time_per_face(paths, crops, rounds=1, desc=None, progress=False):
+    """[(wall ms, CPU ms) per face] of each `(landmarks_of, batch)` in `paths` over `crops` in
+    chunks of `batch`, after one untimed call per chunk size (binding, first-run allocations).
+    The paths take turns, `rounds` passes each, so that load from other jobs on a shared
+    machine spreads over all of them alike."""
+    chunked = [[crops[start:start + batch] for start in range(0, len(crops), batch)]
+               for _, batch in paths]
+    for (landmarks_of, _), chunks in zip(paths, chunked):
+        for size in sorted({len(chunk) for chunk in chunks}):
+            landmarks_of(crops[:size])
+    totals = np.zeros((len(paths), 2))
+    turns = [index for _ in range(rounds) for index in range(len(paths))]
+    for index in progress_bar(turns, desc=desc, enabled=progress):
+        landmarks_of, chunks = paths[index][0], chunked[index]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for chunk in chunks:
+            landmarks_of(chunk)
+        totals[index] += (time.perf_counter() - wall, time.process_time() - cpu)
+    return [tuple(1000.0 * total / (rounds * len(crops))) for total in totals]
 
 
-def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progress=True):
+def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progress=True,
+                         bf16=False, rounds=1):
     """Timings of every path on `faces` random crops: the original per-face path (as it runs
     on MXNet 1.9, and with the unfused graph MXNet 1.3 ran), the library path with MXNet at
-    batch 1 and `batch_size`, and the same with onnxruntime, in float and int8. The int8
-    model is calibrated on the timed crops themselves: fine for speed, not for accuracy."""
+    batch 1 and `batch_size` (and in bf16 with `bf16`), and the same with onnxruntime, in
+    float and int8. The int8 model is calibrated on the timed crops themselves: fine for
+    speed, not for accuracy. The paths take turns (`rounds` passes each, time_per_face)."""
     crops = np.random.RandomState(seed).randint(0, 256, (faces, INPUT_SIZE, INPUT_SIZE, 3))
     crops = crops.astype(np.uint8)
     baseline = PerFaceBaseline(prefix, epoch)
@@ -74,17 +86,27 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
 
     paths = [(ORIGINAL, baseline.landmarks, 1),
              (UNFUSED, unfused.landmarks, 1),
-             ('library MXNet', library(mxnet_model), 1),
-             ('library MXNet', library(mxnet_model), batch_size),
-             ('library onnxruntime', library(onnx_model), 1),
-             ('library onnxruntime', library(onnx_model), batch_size),
-             ('library onnxruntime int8', library(int8_model), 1),
-             ('library onnxruntime int8', library(int8_model), batch_size)]
-    timings = []
-    for name, landmarks_of, batch in progress_bar(paths, desc=os.path.basename(prefix),
-                                                  enabled=progress):
-        timings.append(Timing(name, batch, *time_per_face(landmarks_of, crops, batch)))
-    return timings
+             (LIBRARY_MXNET, library(mxnet_model), 1),
+             (LIBRARY_MXNET, library(mxnet_model), batch_size)]
+    if bf16:
+        bf16_model = HeatmapModel(prefix, epoch, batch_size=batch_size, dtype='bf16')
+        paths += [(LIBRARY_MXNET_BF16, library(bf16_model), 1),
+                  (LIBRARY_MXNET_BF16, library(bf16_model), batch_size)]
+    paths += [('library onnxruntime', library(onnx_model), 1),
+              ('library onnxruntime', library(onnx_model), batch_size),
+              ('library onnxruntime int8', library(int8_model), 1),
+              ('library onnxruntime int8', library(int8_model), batch_size)]
+    measured = time_per_face([(landmarks_of, batch) for _, landmarks_of, batch in paths], crops,
+                             rounds, desc=os.path.basename(prefix), progress=progress)
+    return [Timing(name, batch, *times) for (name, _, batch), times in zip(paths, measured)]
+
+
+def bf16_ratios(timings):
+    """Lines comparing the bf16 library path with the float32 one at each batch size."""
+    float32 = {t.batch: t for t in timings if t.path == LIBRARY_MXNET}
+    return ['  bf16 / float32 (library MXNet), batch %d: %.2fx faster (CPU time %.2fx)'
+            % ((t.batch,) + t.speedup_over(float32[t.batch]))
+            for t in timings if t.path == LIBRARY_MXNET_BF16 and t.batch in float32]
 
 
 def format_timings(title, timings):
@@ -96,4 +118,4 @@ def format_timings(title, timings):
     for t in timings:
         lines.append('  %-28s %5d %9.1f %9.1f %9.2fx %9.2fx' % (
             (t.path, t.batch, t.wall_ms, t.cpu_ms) + t.speedup_over(reference)))
-    return '\n'.join(lines)
+    return '\n'.join(lines + bf16_ratios(timings))

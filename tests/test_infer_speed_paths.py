@@ -7,9 +7,13 @@ from helpers import face_like_crops, save_tiny_checkpoint
 
 from data.codec import decode_heatmaps
 from scripts.original_infer import PerFaceBaseline
-from scripts.infer_timing import ORIGINAL, UNFUSED, benchmark_checkpoint, format_timings
+from scripts.infer_timing import (LIBRARY_MXNET, LIBRARY_MXNET_BF16, ORIGINAL, UNFUSED,
+                                  benchmark_checkpoint, format_timings)
 from inference.model import HeatmapModel
 from scripts import bench_infer
+from symbols.precision import bf16_unsupported_reason, cpu_flags
+
+NO_BF16 = bf16_unsupported_reason(cpu_flags())
 
 
 @pytest.fixture(scope='module')
@@ -64,3 +68,14 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
     out = capsys.readouterr().out
     assert ORIGINAL in out and 'library onnxruntime int8' in out and 'load average' in out
     assert bench_infer.main(['--faces', '0']) == 2
+
+
+@pytest.mark.skipif(NO_BF16 is not None, reason=NO_BF16 or 'bf16 CPU')
+def test_benchmark_times_bf16_beside_float32(tiny_prefix):
+    timings = benchmark_checkpoint(tiny_prefix, 0, faces=2, batch_size=2, progress=False,
+                                   bf16=True, rounds=2)
+    assert [(t.path, t.batch) for t in timings[2:6]] == [
+        (LIBRARY_MXNET, 1), (LIBRARY_MXNET, 2), (LIBRARY_MXNET_BF16, 1), (LIBRARY_MXNET_BF16, 2)]
+    ratios = format_timings('tiny', timings).splitlines()[-2:]
+    assert [line.split(',')[1].split(':')[0] for line in ratios] == [' batch 1', ' batch 2']
+    assert all('x faster (CPU time' in line for line in ratios)

@@ -7,12 +7,14 @@ import time
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 
 from console import progress
 from fileio import atomic_write
 
 logger = logging.getLogger(__name__)
+PLAIN_NUMBER = FormatStrFormatter('%g')
 
 
 class RunLog:
@@ -46,23 +48,37 @@ class RunLog:
             f.write(json.dumps(record, sort_keys=True) + '\n')
 
     def plot(self, path):
-        fig = Figure(figsize=(10, 4))
-        FigureCanvasAgg(fig)
-        ax_loss, ax_nme = fig.subplots(1, 2)
-        if self.losses:
-            ax_loss.plot(*zip(*self.losses), lw=1)
-        ax_loss.set(xlabel='batch', ylabel='training loss', title='loss', yscale='log')
-        targets = sorted({t for _, nme in self.nmes for t in nme})
-        for target in targets:
-            points = [(b, 100.0 * nme[target]) for b, nme in self.nmes if target in nme]
-            ax_nme.plot(*zip(*points), marker='o', ms=3, label=target)
-        ax_nme.set(xlabel='batch', ylabel='NME (%)', title='validation NME')
-        if targets:
-            ax_nme.legend()
-        for ax in (ax_loss, ax_nme):
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+        plot_runs({'': self}, path)
+
+
+def plot_runs(runs, path):
+    """One PNG of the training loss and validation NME curves of `runs` ({label: RunLog}),
+    overlaid; each curve is named by its run's label and validation target."""
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_loss, ax_nme = fig.subplots(1, 2)
+    labelled = False
+    for label, run in runs.items():
+        if run.losses:
+            ax_loss.plot(*zip(*run.losses), lw=1, label=label or None)
+        for target in sorted({t for _, nme in run.nmes for t in nme}):
+            points = [(b, 100.0 * nme[target]) for b, nme in run.nmes if target in nme]
+            ax_nme.plot(*zip(*points), marker='o', ms=3,
+                        label=('%s %s' % (label, target)).strip())
+            labelled = True
+    ax_loss.set(xlabel='batch', ylabel='training loss', title='loss', yscale='log')
+    # log scale: a fresh network starts near 100-200% and ends near 5%
+    ax_nme.set(xlabel='batch', ylabel='NME (%)', title='validation NME', yscale='log')
+    ax_nme.yaxis.set_major_formatter(PLAIN_NUMBER)
+    ax_nme.yaxis.set_minor_formatter(PLAIN_NUMBER)
+    if labelled:
+        ax_nme.legend()
+    if len(runs) > 1:
+        ax_loss.legend()
+    for ax in (ax_loss, ax_nme):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
 
 
 class EpochBars:

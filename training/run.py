@@ -4,6 +4,7 @@ import os
 
 from data.iterator import FaceSegIter
 from data.synthetic import ensure_synthetic
+from symbols.precision import prepare_bf16
 
 from .distributed import create_kvstore
 from .trainer import Trainer, seed_everything
@@ -34,7 +35,11 @@ def data_paths(cfg):
 
 def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=None, force=False):
     """Train `cfg` on `contexts` (a list of mx.Context); returns Trainer.run's summary.
-    A fresh run refuses a prefix that holds an earlier run unless `force`."""
+    A fresh run refuses a prefix that holds an earlier run unless `force`. With cfg['dtype']
+    'bf16', AMX is switched on first (symbols.precision.prepare_bf16), before any operator
+    runs."""
+    if cfg['dtype'] == 'bf16':
+        prepare_bf16()
     kvstore, rank, num_parts = create_kvstore(cfg['kvstore'])
     seed_everything(seed)
     train_rec, val_recs = data_paths(cfg)

@@ -20,6 +20,7 @@ import mxnet as mx
 import numpy as np
 
 from symbols import checkpoint, get_symbol, initializer
+from symbols.precision import MIN_BF16_TRAINING_CHANNELS, bf16_training_graph, check_dtype
 
 from .optimizer import create_optimizer, restore_scalar_state, scalar_state
 from .progress import EpochBars, RunLog
@@ -151,7 +152,7 @@ class Trainer:
         self.last_state_batch = None
         self.last_nme = {}
 
-        self.module = mx.mod.Module(self.symbol, data_names=['data'],
+        self.module = mx.mod.Module(self._training_graph(contexts), data_names=['data'],
                                     label_names=['softmax_label'], context=contexts)
         self.module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label)
         arg, aux, states_path, optimizer_state = self._initial_params(resume)
@@ -174,6 +175,22 @@ class Trainer:
             else '%s-log-rank%d.jsonl' % (self.prefix, rank)
         self.log = RunLog(log_name, resume=resume)
         self.bars = EpochBars(self.schedule, enabled=self.is_chief)
+
+    def _training_graph(self, contexts):
+        """The graph the module trains: `self.symbol` (what checkpoints save), or with
+        cfg['dtype'] 'bf16' the same graph with AMP's bf16 casts and float32 parameters."""
+        check_dtype(self.cfg['dtype'])
+        if self.cfg['dtype'] == 'float32':
+            return self.symbol
+        if any(ctx.device_type != 'cpu' for ctx in contexts):
+            raise ValueError('--dtype %s trains on the CPU only; drop --gpus or use --dtype '
+                             'float32' % self.cfg['dtype'])
+        shapes = dict(self.train_iter.provide_data + self.train_iter.provide_label)
+        graph, float32 = bf16_training_graph(self.symbol, shapes)
+        logger.info('training in bf16 mixed precision; in float32: the loss, up-sampling and '
+                    '%d of the convolutions (grouped, fewer than %d channels, or mis-typed by '
+                    'AMP)', len(float32), MIN_BF16_TRAINING_CHANNELS)
+        return graph
 
     def _initial_params(self, resume):
         """(arg, aux, optimizer-states path, optimizer scalars) from a resume state, a pretrained
