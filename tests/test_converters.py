@@ -249,7 +249,7 @@ def test_list_file_selects_val_or_a_named_split(tmp_path):
     summary = converters.pack_pts_folder(str(folder), str(tmp_path / 'b'),
                                          list_file=str(listing), split='ibug')
     assert summary.written == {'ibug': 2}
-    assert sorted(os.listdir(tmp_path / 'b')) == ['ibug.idx', 'ibug.rec']
+    assert sorted(os.listdir(tmp_path / 'b')) == ['ibug.idx', 'ibug.meta.json', 'ibug.rec']
 
 
 def make_cofw_annotations(folder, count, rng):
@@ -332,7 +332,8 @@ def test_repacking_without_a_hold_out_removes_the_stale_val_split(tmp_path):
     converters.pack_pts_folder(str(folder), str(out), split='ibug')
     summary = converters.pack_pts_folder(str(folder), str(out))
     assert summary.written == {'train': 6}
-    assert sorted(p.name for p in out.iterdir()) == ['ibug.idx', 'ibug.rec', 'train.idx',
+    assert sorted(p.name for p in out.iterdir()) == ['ibug.idx', 'ibug.meta.json', 'ibug.rec',
+                                                      'train.idx', 'train.meta.json',
                                                       'train.rec']
     assert 'removed stale splits' in str(summary) and 'val.rec' in str(summary)
     # Packing a named test split leaves the training splits alone.
