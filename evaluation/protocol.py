@@ -17,7 +17,7 @@ from console import error_line, progress as progress_bar
 from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
                            image_to_crop, nearest_to_centre, protocol_crop)
 from data.landmarks import NUM_LANDMARKS
-from data.recordio import split_paths, unpack_record
+from data.recordio import read_sidecar, split_paths, unpack_record
 from data.records import RecordFile
 
 from . import metrics
@@ -40,6 +40,7 @@ class EvaluationResult:
     detector: str = ''
     top_shift: int = None   # of the ground-truth crop; None with a detector
     flip_test: bool = False
+    yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
 
     @property
     def normaliser(self):
@@ -66,6 +67,14 @@ class EvaluationResult:
         """(68,) mean normalised error of each landmark over the images."""
         return self.point_errors.mean(axis=0)
 
+    @property
+    def yaw_bins(self):
+        """NME per absolute-yaw bin and their mean (metrics.nme_by_yaw), or None when the
+        test set has no yaw per record."""
+        if self.yaw is None or not self.record_ids:
+            return None
+        return metrics.nme_by_yaw(self.nme, self.yaw)
+
     def auc(self, threshold):
         return metrics.auc(self.nme, threshold)
 
@@ -85,7 +94,8 @@ class EvaluationResult:
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
-               'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None}
+               'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None,
+               'yaw_bins': self.yaw_bins}
         for t in FAILURE_THRESHOLDS:
             out['auc@%.2f' % t] = self.auc(t) if has_images else None
             out['failure@%.2f' % t] = self.failure_rate(t) if has_images else None
@@ -141,6 +151,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     data-set preset of data.geometry.TOP_SHIFT, or the shift the records were packed with);
     `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
     not decode, or where `detector` finds no face, are skipped and listed in the result.
+    When the test set's sidecar (data.recordio.read_sidecar) gives every record a yaw, the
+    result carries it for the NME by yaw.
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
@@ -201,4 +213,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                                                          reader.idx_path))
     result.predictions = np.array(predictions, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     result.ground_truth = np.array(ground_truth, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
+    facts = read_sidecar(rec_path)
+    if all('yaw' in facts.get(key, {}) for key in result.record_ids):
+        result.yaw = np.array([facts[key]['yaw'] for key in result.record_ids])
     return result
