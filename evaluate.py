@@ -17,7 +17,7 @@ from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
 from inference import BACKENDS, context_for_gpu, load_heatmap_model
-from inference.aligner import DEFAULT_MODEL
+from inference.aligner import default_model
 from symbols.precision import DTYPES
 
 
@@ -25,10 +25,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='NME of a heatmap network on a test .rec')
     parser.add_argument('--dataset', default='ibug', choices=sorted(TOP_SHIFT),
                         help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
-    parser.add_argument('--prefix', default=DEFAULT_MODEL,
+    parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params), '
                              'or a .onnx file with --backend onnxruntime (default: the shipped '
-                             'model)')
+                             'model of the landmark type)')
     parser.add_argument('--backend', choices=BACKENDS, default='mxnet',
                         help='inference backend (onnxruntime runs on the CPU)')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
@@ -101,9 +101,9 @@ def _main(argv=None):
     output = args.output or os.path.join('outputs', 'eval')
     check_writable_dir(output, '--output folder')
     ctx = context_for_gpu(args.gpu)
-    model = load_heatmap_model(args.prefix, args.epoch, args.backend, ctx=ctx,
-                               batch_size=args.batch_size, flip_test=args.flip_test,
-                               dtype=args.dtype)
+    model = load_heatmap_model(args.prefix or default_model(landmark_type), args.epoch,
+                               args.backend, ctx=ctx, batch_size=args.batch_size,
+                               flip_test=args.flip_test, dtype=args.dtype)
     detector = None
     if args.use_essh:
         detector = essh.load_detector(

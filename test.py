@@ -13,7 +13,7 @@ import cv2
 from console import check_range, configure_logging, run_cli
 from fileio import check_writable_dir
 from inference import FaceAligner, context_for_gpu
-from inference.aligner import DEFAULT_MIN_CONFIDENCE, DEFAULT_MODEL, DEFAULT_REDETECT_EVERY
+from inference.aligner import DEFAULT_MIN_CONFIDENCE, DEFAULT_REDETECT_EVERY
 from inference.demo import (VideoDamaged, VideoInterrupted, annotate_image, annotate_video,
                             output_names)
 from inference.images import is_video, list_inputs
@@ -27,9 +27,13 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='detect faces and draw their 68 landmarks')
     parser.add_argument('--image', action='append', required=True,
                         help='image, video or folder of them (repeatable)')
-    parser.add_argument('--prefix', default=DEFAULT_MODEL,
+    parser.add_argument('--landmark-type', choices=['2d', '3d'], default='2d',
+                        help='2d: 300-W convention (jaw on the visible silhouette); 3d: '
+                             'AFLW2000-3D convention (projected 3D points, hidden jaw side '
+                             'included). Picks the shipped model and the refinement crop')
+    parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params); '
-                             'default: the shipped model')
+                             'default: the shipped model of --landmark-type')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
     parser.add_argument('--output', default=os.path.join('outputs', 'demo'),
@@ -110,7 +114,8 @@ def _main(argv=None):
     check_writable_dir(args.output, '--output folder')
     aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
                           detector=args.detector, essh_dir=args.essh_dir,
-                          flip_test=args.flip_test, dtype=args.dtype)
+                          flip_test=args.flip_test, dtype=args.dtype,
+                          landmark_type=args.landmark_type)
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:

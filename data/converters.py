@@ -24,20 +24,28 @@ from console import progress
 
 from .geometry import BASE_SCALE, DEFAULT_TOP_SHIFT, RECORD_SIZE, make_record
 from .images import read_image
-from .readers import read_aflw2000_points, read_cofw68_points, read_cofw_images, read_pts
-from .recordio import RecordWriter
+from .readers import (read_aflw2000_points, read_aflw2000_pose, read_cofw68_points,
+                      read_cofw_images, read_pts)
+from .recordio import SIDECAR_SUFFIX, RecordWriter
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 # One packable face: `name` (what list files and splits use), `path` (its annotation file,
-# named in messages) and `load()` -> (BGR image, (68, 2) x/y points), or ValueError.
-Sample = collections.namedtuple('Sample', 'name path load')
+# named in messages), `load()` -> (BGR image, (68, 2) x/y points), or ValueError, and
+# `facts()` -> dict of extra per-face facts for the split's sidecar (e.g. head pose), or None.
+Sample = collections.namedtuple('Sample', 'name path load facts', defaults=(None,))
 
 
 def _inside(points, width, height):
     # A point is inside when it lies on some pixel: centres are at 0..size-1, so the pixel
     # area spans [-0.5, size - 0.5).
     return bool(np.all((points >= -0.5) & (points < np.array([width, height]) - 0.5)))
+
+
+def leaves_image(points_xy, image_bgr):
+    """True when some point lies off the image's pixels."""
+    height, width = image_bgr.shape[:2]
+    return not _inside(np.asarray(points_xy, dtype=np.float64), width, height)
 
 
 def checked_record(name, image_bgr, points_xy, record_size=RECORD_SIZE, base_scale=BASE_SCALE,
@@ -47,8 +55,8 @@ def checked_record(name, image_bgr, points_xy, record_size=RECORD_SIZE, base_sca
     points = np.asarray(points_xy, dtype=np.float64)
     if not np.all(np.isfinite(points)):
         raise ValueError('%s: points are not finite' % name)
-    height, width = image_bgr.shape[:2]
-    if not keep_outside_image and not _inside(points, width, height):
+    if not keep_outside_image and leaves_image(points, image_bgr):
+        height, width = image_bgr.shape[:2]
         raise ValueError('%s: points lie outside the %dx%d image' % (name, width, height))
     record, record_points = make_record(image_bgr, points, record_size, base_scale, top_shift)
     if not _inside(record_points, record_size, record_size):
@@ -57,13 +65,15 @@ def checked_record(name, image_bgr, points_xy, record_size=RECORD_SIZE, base_sca
 
 
 class PackSummary:
-    """What a packing run did: records per split, skipped samples with reasons, listed names
-    that were not found, and the files written."""
+    """What a packing run did: records per split, skipped samples with reasons, faces kept
+    with points off their image (`--keep-outside-image`), listed names that were not found,
+    and the files written."""
 
     def __init__(self):
         self.written = collections.Counter()
         self.paths = {}
         self.skipped = []
+        self.outside_image = []   # names of packed faces whose points leave the source image
         self.missing = []
         self.removed = []   # stale split files of an earlier run into the same folder
         self.seconds = 0.0
@@ -72,6 +82,9 @@ class PackSummary:
         lines = ['packed %d faces in %.1f s' % (sum(self.written.values()), self.seconds)]
         lines += ['  %-14s %6d  %s' % (split, self.written[split], self.paths[split])
                   for split in sorted(self.written)]
+        if self.outside_image:
+            lines.append('kept %d face(s) with points outside their image: %s'
+                         % (len(self.outside_image), ' '.join(self.outside_image)))
         if self.skipped:
             lines.append('skipped %d:' % len(self.skipped))
             lines += ['  %s' % reason for _, reason in self.skipped]
@@ -128,7 +141,9 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
 
     Splits follow `assign_splits` (`list_file`: one sample name per line). A sample that fails
     to load or to fit a record is skipped and listed in the summary; the run fails (ValueError)
-    only when no sample at all could be packed, and then leaves no files.
+    only when no sample at all could be packed, and then leaves no files. Each split gets a
+    sidecar (`data.recordio.read_sidecar`): per record its sample name and the sample's
+    `facts()`, and the split's count of faces kept with points off their image.
     """
     started = time.time()
     summary = PackSummary()
@@ -141,20 +156,27 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
         writers = {}
         for name in progress(sorted(split_of), desc='packing %s' % (source or out_dir),
                              unit='face'):
+            sample = by_name[name]
             try:
-                image, points = by_name[name].load()
-                record, record_points = checked_record(by_name[name].path, image, points,
+                image, points = sample.load()
+                record, record_points = checked_record(sample.path, image, points,
                                                        record_size, base_scale,
                                                        keep_outside_image, top_shift)
+                facts = dict(name=name, **(sample.facts() if sample.facts else {}))
             except (ValueError, cv2.error) as err:
                 summary.skipped.append((name, str(err).strip().splitlines()[0]))
                 continue
+            facts['outside_image'] = leaves_image(points, image)
+            if facts['outside_image']:
+                summary.outside_image.append(name)
             target = split_of[name]
             if target not in writers:
                 writers[target] = stack.enter_context(
                     RecordWriter(os.path.join(out_dir, target), quality=quality))
+                writers[target].about = {'source': source or '', 'outside_image': 0}
                 summary.paths[target] = writers[target].rec_path
-            writers[target].write(record, record_points)
+            writers[target].write(record, record_points, facts)
+            writers[target].about['outside_image'] += facts['outside_image']
             summary.written[target] += 1
         if not writers:
             first = summary.skipped[0][1] if summary.skipped else 'nothing selected'
@@ -182,7 +204,8 @@ def remove_stale_splits(out_dir, owned, written):
     (test data leaking into training). Returns the removed paths."""
     removed = []
     for split in sorted(set(owned) - set(written)):
-        for path in (os.path.join(out_dir, split + ext) for ext in ('.rec', '.idx')):
+        for path in (os.path.join(out_dir, split + ext)
+                     for ext in ('.rec', '.idx', SIDECAR_SUFFIX)):
             if os.path.exists(path):
                 os.remove(path)
                 removed.append(path)
@@ -207,13 +230,15 @@ def _load_from_files(annotation_path, read_points, image_files, image_stem):
     return read_image(image_files[image_stem]), points
 
 
-def _pack_folder(folder, annotation_extension, read_points, out_dir, default_split, **options):
+def _pack_folder(folder, annotation_extension, read_points, out_dir, default_split,
+                 read_facts=None, **options):
     annotations = _files_by_stem(folder, (annotation_extension,))
     if not annotations:
         raise ValueError('no %s files found in %s' % (annotation_extension, folder))
     image_files = _files_by_stem(folder, IMAGE_EXTENSIONS)
     samples = [Sample(stem, path, functools.partial(_load_from_files, path, read_points,
-                                                    image_files, stem))
+                                                    image_files, stem),
+                      read_facts and functools.partial(read_facts, path))
                for stem, path in annotations.items()]
     return pack_samples(samples, out_dir, default_split, source=folder, **options)
 
@@ -225,9 +250,12 @@ def pack_pts_folder(folder, out_dir, **options):
 
 
 def pack_aflw2000(folder, out_dir, **options):
-    """Pack AFLW2000-3D (`<stem>.jpg` + `<stem>.mat` with `pt3d_68`); default split
-    `AFLW2000-3D`; the labels are the 2D projection of the 3D points."""
-    return _pack_folder(folder, '.mat', read_aflw2000_points, out_dir, 'AFLW2000-3D', **options)
+    """Pack AFLW2000-3D (`<stem>.jpg` + `<stem>.mat` with `pt3d_68` and `Pose_Para`); default
+    split `AFLW2000-3D`; the labels are the 2D projection of the 3D points, and the sidecar
+    keeps each face's pitch, yaw and roll (degrees) for NME by yaw. A `.mat` without either
+    variable, or with non-finite values, is skipped with its reason."""
+    return _pack_folder(folder, '.mat', read_aflw2000_points, out_dir, 'AFLW2000-3D',
+                        read_facts=read_aflw2000_pose, **options)
 
 
 # cofw68-benchmark names its annotations `<n>_points.mat` for COFW test image n.

@@ -88,6 +88,24 @@ def read_aflw2000_points(path, num_points=NUM_LANDMARKS):
     return _checked_points(path, pt3d[:2].T, num_points)
 
 
+def wrap_degrees(angle):
+    """An angle in degrees folded into [-180, 180): some AFLW2000-3D poses are stored a turn or
+    more away (yaw -351.2 for image03123, which is -351.2 + 360 = 8.8)."""
+    return (float(angle) + 180.0) % 360.0 - 180.0
+
+
+def read_aflw2000_pose(path):
+    """AFLW2000-3D `.mat` -> {'pitch', 'yaw', 'roll'} in degrees, each folded into [-180, 180),
+    from `Pose_Para` (1 x 7: pitch, yaw, roll in radians, then translation and scale, the
+    3DDFA order)."""
+    pose = np.asarray(_load_mat(path, ['Pose_Para'])['Pose_Para'], dtype=np.float64).reshape(-1)
+    if pose.size < 3 or not np.all(np.isfinite(pose[:3])):
+        raise ValueError('%s: Pose_Para must start with three finite angles, got %s'
+                         % (path, pose[:3].tolist()))
+    return {name: wrap_degrees(np.degrees(angle))
+            for name, angle in zip(('pitch', 'yaw', 'roll'), pose[:3])}
+
+
 def read_cofw68_points(path, num_points=NUM_LANDMARKS):
     """COFW-68 annotation `.mat` (cofw68-benchmark `test_annotations/<n>_points.mat`, variable
     `Points`, 68 x 2 x/y) -> (68, 2) x/y, 0-based."""

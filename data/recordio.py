@@ -4,12 +4,19 @@ A split is `<name>.rec` + `<name>.idx`, written with `mx.recordio.pack_img`: a J
 image (384 x 384, face centred at scale 256) whose `header.label` holds 136 floats, the 68
 points as (y, x) pairs in record-image pixels (`label_xfirst=False`).
 """
+import json
 import os
 
 import mxnet as mx
 import numpy as np
 
+from fileio import write_json_atomic
+
 from .landmarks import NUM_LANDMARKS
+
+# Per-record facts a label of 136 floats cannot hold (source name, head pose) live in a JSON
+# sidecar next to the .rec, so released .rec files and every reader of them stay unchanged.
+SIDECAR_SUFFIX = '.meta.json'
 
 
 class RecordError(ValueError):
@@ -54,9 +61,31 @@ def split_paths(prefix):
     return prefix + '.idx', prefix + '.rec'
 
 
+def sidecar_path(prefix):
+    """`path/name` or `path/name.rec` -> `path/name.meta.json`, the split's record sidecar."""
+    return split_paths(prefix)[1][:-4] + SIDECAR_SUFFIX
+
+
+def read_sidecar(rec_path):
+    """Record index -> dict of that record's facts (e.g. `name`, `yaw` in degrees) from the
+    sidecar next to `rec_path`; {} when there is none (released data sets have none).
+    ValueError naming the file when it exists but is not a sidecar."""
+    path = sidecar_path(rec_path)
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as handle:
+            records = json.load(handle)['records']
+        return {int(key): dict(value) for key, value in records.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError('%s: not a record sidecar (%s)' % (path, err)) from None
+
+
 class RecordWriter:
     """Writes records to `<prefix>.rec` + `.idx`; both appear only when `close()` succeeds,
-    so an interrupted write never leaves a half data set under the final name."""
+    so an interrupted write never leaves a half data set under the final name. Facts passed
+    as `write(..., facts=dict)` go to the sidecar `<prefix>.meta.json`, keyed by record index
+    (with `about`, a dict of split-wide facts); without any, a stale sidecar is removed."""
 
     def __init__(self, prefix, quality=95, label_xfirst=False):
         self.idx_path, self.rec_path = split_paths(prefix)
@@ -67,16 +96,25 @@ class RecordWriter:
         self._writer = mx.recordio.MXIndexedRecordIO(self._tmp_idx, self._tmp_rec, 'w')
         self.quality, self.label_xfirst = quality, label_xfirst
         self.count = 0
+        self.sidecar_path = sidecar_path(self.rec_path)
+        self.facts = {}
+        self.about = {}
 
-    def write(self, image_bgr, points_xy):
+    def write(self, image_bgr, points_xy, facts=None):
         self._writer.write_idx(self.count, pack_record(image_bgr, points_xy, self.count,
                                                        self.quality, self.label_xfirst))
+        if facts:
+            self.facts[str(self.count)] = facts
         self.count += 1
 
     def close(self):
         self._writer.close()
         os.replace(self._tmp_rec, self.rec_path)
         os.replace(self._tmp_idx, self.idx_path)
+        if self.facts:
+            write_json_atomic(self.sidecar_path, dict(self.about, records=self.facts))
+        elif os.path.exists(self.sidecar_path):
+            os.remove(self.sidecar_path)
 
     def __enter__(self):
         return self

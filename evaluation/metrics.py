@@ -39,6 +39,32 @@ def nme(pred_points, gt_points, mode='eye'):
     return point_errors(pred_points, gt_points, mode).mean(axis=1)
 
 
+# Absolute-yaw bins (degrees) of the 3D literature's AFLW2000-3D table: [0, 30), [30, 60) and
+# [60, 90]; the few labelled yaws beyond 90 degrees count in the last bin.
+YAW_BINS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0))
+
+
+def yaw_bin_name(low, high):
+    return '[%d,%d%s' % (low, high, ']' if high == YAW_BINS[-1][1] else ')')
+
+
+def nme_by_yaw(errors, yaw_degrees):
+    """Mean of per-image `errors` in each absolute-yaw bin of YAW_BINS, and the mean of the
+    three bin means (what 3D papers call the balanced NME; None while a bin is empty).
+    Returns {'bins': [{'bin', 'images', 'nme'}], 'mean': float or None}."""
+    errors = np.asarray(errors, dtype=np.float64)
+    yaw = np.abs(np.asarray(yaw_degrees, dtype=np.float64))
+    if errors.shape != yaw.shape:
+        raise ValueError('%d errors but %d yaws' % (errors.size, yaw.size))
+    bins = []
+    for low, high in YAW_BINS:
+        inside = (yaw >= low) & ((yaw < high) | (high == YAW_BINS[-1][1]))
+        bins.append({'bin': yaw_bin_name(low, high), 'images': int(inside.sum()),
+                     'nme': float(errors[inside].mean()) if inside.any() else None})
+    means = [b['nme'] for b in bins]
+    return {'bins': bins, 'mean': None if None in means else float(np.mean(means))}
+
+
 def ced(errors, max_error=0.10, steps=1000):
     """Cumulative error distribution: (thresholds, fraction of images with error <= t)."""
     errors = np.sort(np.asarray(errors, dtype=np.float64))

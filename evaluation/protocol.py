@@ -17,7 +17,7 @@ from console import error_line, progress as progress_bar
 from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
                            image_to_crop, nearest_to_centre, protocol_crop)
 from data.landmarks import NUM_LANDMARKS
-from data.recordio import split_paths, unpack_record
+from data.recordio import read_sidecar, split_paths, unpack_record
 from data.records import RecordFile
 
 from . import metrics
@@ -42,6 +42,7 @@ class EvaluationResult:
     flip_test: bool = False
     floored_ground_truth: bool = True   # the protocol's snapping of §5; False: as labelled
     refined: bool = False   # a second pass on the protocol crop of the detection pass's points
+    yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
 
     @property
     def normaliser(self):
@@ -68,6 +69,14 @@ class EvaluationResult:
         """(68,) mean normalised error of each landmark over the images."""
         return self.point_errors.mean(axis=0)
 
+    @property
+    def yaw_bins(self):
+        """NME per absolute-yaw bin and their mean (metrics.nme_by_yaw), or None when the
+        test set has no yaw per record."""
+        if self.yaw is None or not self.record_ids:
+            return None
+        return metrics.nme_by_yaw(self.nme, self.yaw)
+
     def auc(self, threshold):
         return metrics.auc(self.nme, threshold)
 
@@ -89,7 +98,8 @@ class EvaluationResult:
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
-               'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None}
+               'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None,
+               'yaw_bins': self.yaw_bins}
         for t in FAILURE_THRESHOLDS:
             out['auc@%.2f' % t] = self.auc(t) if has_images else None
             out['failure@%.2f' % t] = self.failure_rate(t) if has_images else None
@@ -150,6 +160,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
     `refine` (with a detector) predicts a second time on the protocol crop of the detection
     pass's landmarks, with `top_shift` (docs/protocol.md §8.1), as FaceAligner does.
+    When the test set's sidecar (data.recordio.read_sidecar) gives every record a yaw, the
+    result carries it for the NME by yaw.
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
@@ -234,4 +246,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                                                          reader.idx_path))
     result.predictions = np.array(predictions, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     result.ground_truth = np.array(ground_truth, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
+    facts = read_sidecar(rec_path)
+    if all('yaw' in facts.get(key, {}) for key in result.record_ids):
+        result.yaw = np.array([facts[key]['yaw'] for key in result.record_ids])
     return result

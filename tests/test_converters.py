@@ -12,10 +12,11 @@ import pytest
 import scipy.io
 
 from conftest import ROOT, needs_shared_data, real_face_folders, shared_data_path
+from helpers import synthetic_face
 from data import converters, geometry
 from data.readers import read_pts
 from data.recordio import split_paths, unpack_record
-from data.geometry import (ALIGN_TEMPLATE, compose_affine, crop_transform, invert_affine,
+from data.geometry import (compose_affine, crop_transform, invert_affine,
                            protocol_transforms, warp_points)
 
 AFLW_SAMPLE = shared_data_path('aflw2000-3d-sample')
@@ -27,23 +28,6 @@ def read_rec(prefix):
     records = [unpack_record(reader.read_idx(key)) for key in sorted(reader.keys)]
     reader.close()
     return records
-
-
-def synthetic_face(rng, size=300):
-    """(image, 68 x/y points): a textured image and a face-like point set placed by a random
-    similarity of the record template (the five alignment points land where they should)."""
-    template = np.asarray(ALIGN_TEMPLATE, dtype=np.float64)
-    points = np.empty((68, 2))
-    points[:] = rng.uniform(130, 260, size=(68, 2))
-    for (a, b), eye in zip([(36, 39), (42, 45)], template[:2]):
-        points[a], points[b] = eye - (10, 0), eye + (10, 0)
-    points[[30, 48, 54]] = template[2:]
-    angle, scale = rng.uniform(-0.3, 0.3), rng.uniform(0.5, 0.8)
-    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    points = (points - 192) @ rotation.T + size / 2 + rng.uniform(-10, 10, size=2)
-    yy, xx = np.mgrid[:size, :size]
-    image = np.stack([xx * 255 // size, yy * 255 // size, (xx + yy) * 127 // size], -1)
-    return image.astype(np.uint8), points
 
 
 def write_pts(path, points, header=True, one_based=True):
@@ -249,7 +233,7 @@ def test_list_file_selects_val_or_a_named_split(tmp_path):
     summary = converters.pack_pts_folder(str(folder), str(tmp_path / 'b'),
                                          list_file=str(listing), split='ibug')
     assert summary.written == {'ibug': 2}
-    assert sorted(os.listdir(tmp_path / 'b')) == ['ibug.idx', 'ibug.rec']
+    assert sorted(os.listdir(tmp_path / 'b')) == ['ibug.idx', 'ibug.meta.json', 'ibug.rec']
 
 
 def make_cofw_annotations(folder, count, rng):
@@ -332,7 +316,8 @@ def test_repacking_without_a_hold_out_removes_the_stale_val_split(tmp_path):
     converters.pack_pts_folder(str(folder), str(out), split='ibug')
     summary = converters.pack_pts_folder(str(folder), str(out))
     assert summary.written == {'train': 6}
-    assert sorted(p.name for p in out.iterdir()) == ['ibug.idx', 'ibug.rec', 'train.idx',
+    assert sorted(p.name for p in out.iterdir()) == ['ibug.idx', 'ibug.meta.json', 'ibug.rec',
+                                                      'train.idx', 'train.meta.json',
                                                       'train.rec']
     assert 'removed stale splits' in str(summary) and 'val.rec' in str(summary)
     # Packing a named test split leaves the training splits alone.
