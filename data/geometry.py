@@ -164,6 +164,15 @@ def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
     return crop, m_align, m_crop
 
 
+def refinement_crop(image_bgr, points_xy, top_shift, output_size=128):
+    """The refinement pass's crop (protocol_crop of predicted landmarks), or None when their
+    five points are degenerate (coincide), which leaves the first pass as the answer."""
+    try:
+        return protocol_crop(image_bgr, points_xy, top_shift, output_size)
+    except ValueError:
+        return None
+
+
 RECORD_SIZE = BASE['record_img_size']
 BASE_SCALE = BASE['base_scale']
 

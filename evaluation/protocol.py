@@ -15,7 +15,8 @@ import numpy as np
 
 from console import error_line, progress as progress_bar
 from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
-                           image_to_crop, nearest_to_centre, protocol_crop)
+                           image_to_crop, nearest_to_centre, protocol_crop,
+                           refinement_crop)
 from data.landmarks import NUM_LANDMARKS
 from data.recordio import read_sidecar, split_paths, unpack_record
 from data.records import RecordFile
@@ -186,11 +187,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         degenerate), and the landmarks predicted there."""
         again = []
         for item, points in zip(items, first_pass):
-            try:
-                again.append((item[0],) + tuple(protocol_crop(
-                    item[5], points, top_shift, output_size=codec.input_size)) + item[4:])
-            except ValueError:   # the five points coincide: keep the first pass
-                again.append(item)
+            crop = refinement_crop(item[5], points, top_shift, codec.input_size)
+            again.append(item if crop is None else (item[0],) + tuple(crop) + item[4:])
         return again, predicted(again)
 
     def flush():

@@ -8,7 +8,7 @@ import numpy as np
 import essh
 from console import check_range
 from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_detected_face,
-                           crop_to_image, protocol_crop)
+                           crop_to_image, refinement_crop)
 from data.images import to_bgr8
 
 from .model import load_heatmap_model
@@ -229,12 +229,7 @@ class FaceAligner:
                            confidence=confidence, tracked=True)
 
     def _refine_crop(self, bgr, points):
-        """The protocol crop of first-pass landmarks, or None when their five points are
-        degenerate (coincide), which leaves the first pass as the answer."""
-        try:
-            return protocol_crop(bgr, points, self.refine_top_shift, self.codec.input_size)
-        except ValueError:
-            return None
+        return refinement_crop(bgr, points, self.refine_top_shift, self.codec.input_size)
 
     def _landmarks(self, crops):
         """(image-pixel landmarks, peak confidences) of (crop, M_align, M_crop) triples, all
