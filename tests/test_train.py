@@ -174,6 +174,29 @@ def test_two_device_run_resumed_midway_matches_an_uninterrupted_one(tmp_path):
     assert resumed.run()['weights_sha1'] == want
 
 
+def test_resume_may_change_the_steps_it_has_not_reached(tmp_path):
+    """Lengthening a run on resuming (--lr-epoch-step 2,3 -> 2,5, stopped at batch 4, before the
+    first rate change) gives the run that had the longer schedule from the start; steps that
+    would have changed a rate already used are refused with one line."""
+    data, label = face_batch(16, seed=3)
+
+    def trainer(prefix, steps, max_batches, resume=False):
+        seed_everything(0)
+        batches = mx.io.NDArrayIter(data, label, 8, shuffle=False, label_name='softmax_label')
+        cfg = tiny_config(prefix, verbose=2, lr_epoch_step=steps)
+        return Trainer(cfg, [mx.cpu()], batches, 16, max_batches=max_batches, resume=resume)
+
+    want = trainer(tmp_path / 'straight', '2,5', 8).run()['weights_sha1']
+    assert trainer(tmp_path / 'split', '2,3', 4).run()['batch'] == 4
+    with pytest.raises(ValueError) as refused:
+        trainer(tmp_path / 'split', '1,5', 8, resume=True)
+    assert 'up to batch 4' in str(refused.value) and '\n' not in str(refused.value)
+    resumed = trainer(tmp_path / 'split', '2,5', 8, resume=True)
+    assert resumed.batch == 4
+    assert resumed.run()['weights_sha1'] == want
+    assert load_resume_state(str(tmp_path / 'split'))[0]['schedule']['epoch_steps'] == [2, 5]
+
+
 def test_fresh_run_on_an_earlier_runs_prefix_refuses_and_force_replaces(synth_dir, tmp_path):
     prefix = tmp_path / 'run' / 'model'
     prefix.parent.mkdir()

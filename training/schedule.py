@@ -44,6 +44,15 @@ class StepSchedule:
         decays = sum(1 for b in self.boundaries[:-1] if b < batch)
         return self.base_lr * DECAY ** decays
 
+    def same_rates_until(self, other, batch):
+        """True when `other` gives every batch up to `batch` the rate this schedule gave it, so a
+        run resumed at `batch` under `other` is the run that had `other` from the start."""
+        if (self.base_lr, self.batch_size, self.epoch_size) != (
+                other.base_lr, other.batch_size, other.epoch_size):
+            return False
+        return ([b for b in self.boundaries[:-1] if b < batch]
+                == [b for b in other.boundaries[:-1] if b < batch])
+
     def epoch_of(self, batch):
         """The epoch the k-th batch belongs to (0-based)."""
         return (batch - 1) * self.batch_size // self.epoch_size

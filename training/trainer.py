@@ -198,12 +198,7 @@ class Trainer:
         if resume:
             state, arg, aux, states_path = load_resume_state(self.prefix)
             self._check_saved_graph(arg, aux)
-            expected = self._schedule_record()
-            if state.get('schedule') != expected:
-                raise ValueError('%s: saved for schedule %s but this run has %s; resume with the '
-                                 'same --lr/--lr-epoch-step/--per-batch-size/devices/data'
-                                 % (state_path(self.prefix), state.get('schedule'),
-                                    expected))
+            self._check_saved_schedule(state)
             self.batch = int(state['batch'])
             self.best = list(state['best'])
             self.last_saved = state.get('last_saved')
@@ -234,6 +229,32 @@ class Trainer:
                 raise ValueError('%s: the saved run\'s graph differs from this run\'s (%s); '
                                  'resume with the saved run\'s network flags (--network, '
                                  '--multiplier, --net-*)' % (state_path(self.prefix), problem))
+
+    def _check_saved_schedule(self, state):
+        """A resumed run may change --lr-epoch-step (to lengthen or shorten it) as long as every
+        batch already trained had the rate the new schedule gives it; anything else is another
+        run and fails with one line."""
+        saved = state.get('schedule') or {}
+        batch = int(state['batch'])
+        if saved == self._schedule_record():
+            return
+        try:
+            old = StepSchedule(saved['base_lr'], saved['epoch_steps'], saved['batch_size'],
+                               saved['epoch_size'])
+        except (KeyError, TypeError, ValueError):
+            old = None
+        if old is None or not old.same_rates_until(self.schedule, batch):
+            raise ValueError('%s: saved for schedule %s but this run has %s; resume with the '
+                             'same --lr/--per-batch-size/devices/data, and --lr-epoch-step '
+                             'steps that agree with the saved ones up to batch %d'
+                             % (state_path(self.prefix), saved, self._schedule_record(), batch))
+        if batch >= self.schedule.total_batches:
+            raise ValueError('%s: already at batch %d, past the end of --lr-epoch-step %s '
+                             '(batch %d)' % (state_path(self.prefix), batch,
+                                             ','.join(map(str, self.schedule.epoch_steps)),
+                                             self.schedule.total_batches))
+        logger.info('resuming with epoch steps %s instead of %s (the same rates up to batch %d)',
+                    self.schedule.epoch_steps, old.epoch_steps, batch)
 
     def _schedule_record(self):
         s = self.schedule
