@@ -12,7 +12,7 @@ import cv2
 
 from console import check_range, configure_logging, run_cli
 from fileio import check_writable_dir
-from inference import FaceAligner, context_for_gpu
+from inference import BACKENDS, FaceAligner, context_for_gpu
 from inference.aligner import DEFAULT_MIN_CONFIDENCE, DEFAULT_REDETECT_EVERY
 from inference.demo import (VideoDamaged, VideoInterrupted, annotate_image, annotate_video,
                             output_names)
@@ -33,8 +33,11 @@ def parse_args(argv=None):
                              'included). Picks the shipped model and the refinement crop')
     parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params); '
-                             'default: the shipped model of --landmark-type')
+                             'default: the shipped model of --landmark-type; or a .onnx file')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
+    parser.add_argument('--backend', choices=BACKENDS, default='auto',
+                        help='landmark network backend; auto: onnxruntime on the CPU when '
+                             'installed (faster), else mxnet')
     parser.add_argument('--gpu', type=int, default=-1, help='GPU id; -1 runs on the CPU')
     parser.add_argument('--output', default=os.path.join('outputs', 'demo'),
                         help='folder for annotated PNGs / videos and JSON results')
@@ -114,7 +117,7 @@ def _main(argv=None):
     check_writable_dir(args.output, '--output folder')
     aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
                           detector=args.detector, essh_dir=args.essh_dir,
-                          flip_test=args.flip_test, dtype=args.dtype,
+                          backend=args.backend, flip_test=args.flip_test, dtype=args.dtype,
                           landmark_type=args.landmark_type)
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):

@@ -80,7 +80,8 @@ class FaceAligner:
 
     `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
-    `.onnx` file). `decode` 'subpixel' refines each peak at heatmap resolution; 'argmax' is
+    `.onnx` file); 'auto' (default) picks onnxruntime on the CPU when it is installed
+    (inference.model.resolve_backend). `decode` 'subpixel' refines each peak at heatmap resolution; 'argmax' is
     the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
     anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects, or a name
     for essh.load_detector ('mtcnn', 'essh', 'haar'); by default the bundled MTCNN, or ESSH
@@ -96,7 +97,7 @@ class FaceAligner:
 
     def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
-                 backend='mxnet', flip_test=False, refine=True, refine_top_shift=None,
+                 backend='auto', flip_test=False, refine=True, refine_top_shift=None,
                  landmark_type='2d', dtype='float32'):
         prefix = prefix or default_model(landmark_type)
         self.landmark_type = landmark_type

@@ -1,5 +1,6 @@
 """Running a heatmap network checkpoint (symbols.checkpoint) in batches, at the input size
 read off its graph."""
+import importlib
 import os
 
 import mxnet as mx
@@ -136,14 +137,36 @@ class FlipTest:
         return (maps[:count] + maps[count:, FLIP_ORDER, :, ::-1]) / 2
 
 
-BACKENDS = ('mxnet', 'onnxruntime')
+BACKENDS = ('auto', 'mxnet', 'onnxruntime')
 
 
-def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16,
+def resolve_backend(backend, prefix, ctx=None, dtype='float32'):
+    """The backend 'auto' stands for: onnxruntime for a `.onnx` file, and on the CPU in float32
+    when it is installed (about twice as fast as MXNet there at batch 1 and 16, flip test or
+    not, with the same argmax landmarks: docs/benchmarks.md); otherwise mxnet (GPU, bf16, or no
+    onnxruntime). Any other name is returned as it is."""
+    if backend != 'auto':
+        return backend
+    if str(prefix).lower().endswith('.onnx'):
+        return 'onnxruntime'
+    on_cpu = ctx is None or ctx.device_type == 'cpu'
+    return 'onnxruntime' if on_cpu and dtype == 'float32' and _onnxruntime_imports() else 'mxnet'
+
+
+def _onnxruntime_imports():
+    try:
+        importlib.import_module('onnxruntime')
+    except ImportError:
+        return False
+    return True
+
+
+def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
                        flip_test=False, dtype='float32'):
     """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
     'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
-    checkpoint exported on the fly. onnx/onnxruntime are imported only for that backend.
+    checkpoint exported on the fly; 'auto' -> whichever resolve_backend picks. onnx and
+    onnxruntime are imported only for that backend.
     `flip_test` wraps the predictor in FlipTest. `dtype` 'bf16' (mxnet backend on the CPU
     only) runs the network in bfloat16 mixed precision."""
     epoch = checked_epoch(epoch)
@@ -151,6 +174,7 @@ def load_heatmap_model(prefix, epoch=0, backend='mxnet', ctx=None, batch_size=16
         raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
                          '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
     check_dtype(dtype)
+    backend = resolve_backend(backend, prefix, ctx, dtype)
     if dtype != 'float32' and backend != 'mxnet':
         raise ValueError('dtype %s is offered for the mxnet backend only: onnxruntime\'s CPU '
                          'provider has no bf16 convolution (docs/benchmarks.md)' % dtype)

@@ -42,7 +42,8 @@ def main(argv=None):
                              'default: the shipped model')
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--landmark-type', choices=('2d', '3d'), default='2d')
-    parser.add_argument('--backend', choices=BACKENDS, default='mxnet')
+    parser.add_argument('--backend', choices=BACKENDS, default='auto',
+                        help='auto: onnxruntime on the CPU when installed, else mxnet')
     parser.add_argument('--decode', choices=DECODE_METHODS, default='subpixel')
     parser.add_argument('--flip-test', action='store_true',
                         help='our model averages each crop with its mirror image')

@@ -58,11 +58,15 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
     assert [(t.path, t.batch) for t in timings] == [
         (ORIGINAL, 1), (UNFUSED, 1), ('library MXNet', 1), ('library MXNet', 2),
         ('library onnxruntime', 1), ('library onnxruntime', 2),
-        ('library onnxruntime int8', 1), ('library onnxruntime int8', 2)]
+        ('library onnxruntime int8', 1), ('library onnxruntime int8', 2),
+        ('library MXNet, flip test', 1), ('library onnxruntime, flip test', 1)]
     assert all(t.wall_ms > 0 and t.cpu_ms > 0 for t in timings)
     rows = format_timings('tiny', timings).splitlines()[2:]
-    assert len(rows) == 8 and rows[0].split()[-2:] == ['1.00x', '1.00x']
-    assert all(row.endswith('x') for row in rows)
+    assert len(rows) == 11 and rows[0].split()[-2:] == ['1.00x', '1.00x']
+    assert all(row.endswith('x') for row in rows[:10])
+    flip = timings[-1].speedup_over(timings[-2])
+    assert rows[10] == ('  onnxruntime / MXNet, batch 1 with the flip test: %.2fx faster '
+                        '(CPU time %.2fx)' % flip)
     assert bench_infer.main(['--network', '', '--prefix', tiny_prefix, '--faces', '2',
                              '--batch-size', '2']) == 0
     out = capsys.readouterr().out
@@ -76,6 +80,7 @@ def test_benchmark_times_bf16_beside_float32(tiny_prefix):
                                    bf16=True, rounds=2)
     assert [(t.path, t.batch) for t in timings[2:6]] == [
         (LIBRARY_MXNET, 1), (LIBRARY_MXNET, 2), (LIBRARY_MXNET_BF16, 1), (LIBRARY_MXNET_BF16, 2)]
-    ratios = format_timings('tiny', timings).splitlines()[-2:]
+    ratios = [line for line in format_timings('tiny', timings).splitlines()
+              if 'bf16 / float32' in line]
     assert [line.split(',')[1].split(':')[0] for line in ratios] == [' batch 1', ' batch 2']
     assert all('x faster (CPU time' in line for line in ratios)

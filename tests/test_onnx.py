@@ -1,4 +1,5 @@
 """ONNX export of checkpoints and the onnxruntime backend, on a tiny random-weight network."""
+import mxnet as mx
 import numpy as np
 import onnx
 import onnxruntime
@@ -10,9 +11,8 @@ import essh
 import symbols
 from data.codec import decode_heatmaps
 from inference import FaceAligner
-from inference.model import HeatmapModel
+from inference.model import HeatmapModel, load_heatmap_model, resolve_backend
 from inference.onnx_export import EXPORT_OPSET, export_onnx as export_onnx_file
-from inference.model import load_heatmap_model
 from inference.onnx_model import OnnxHeatmapModel
 from scripts import export_onnx
 from symbols.checkpoint import save_checkpoint
@@ -84,6 +84,18 @@ def test_aligner_onnxruntime_backend_matches_mxnet(tiny_prefix, dynamic_onnx):
         assert np.abs(faces[0].landmarks - reference).max() < 0.1
 
 
+def test_auto_backend_is_onnxruntime_on_the_cpu_in_float32(tiny_prefix, dynamic_onnx):
+    assert resolve_backend('auto', tiny_prefix) == 'onnxruntime'
+    assert resolve_backend('auto', tiny_prefix, mx.cpu()) == 'onnxruntime'
+    assert resolve_backend('auto', dynamic_onnx, mx.gpu(0)) == 'onnxruntime'
+    assert resolve_backend('auto', tiny_prefix, mx.gpu(0)) == 'mxnet'
+    assert resolve_backend('auto', tiny_prefix, dtype='bf16') == 'mxnet'
+    assert resolve_backend('mxnet', tiny_prefix) == 'mxnet'
+    assert isinstance(load_heatmap_model(tiny_prefix), OnnxHeatmapModel)
+    assert isinstance(FaceAligner(tiny_prefix, detector=FixedBoxDetector()).model,
+                      OnnxHeatmapModel)
+
+
 def test_bad_models_and_backends_are_clear_errors(tiny_prefix, tmp_path):
     broken = tmp_path / 'broken.onnx'
     broken.write_bytes(b'not a protobuf at all')
@@ -100,7 +112,7 @@ def test_bad_models_and_backends_are_clear_errors(tiny_prefix, tmp_path):
             load_heatmap_model(str(tmp_path / 'other.onnx'), backend='onnxruntime')
     with pytest.raises(ValueError, match='no such ONNX model'):
         load_heatmap_model(str(tmp_path / 'missing.onnx'), backend='onnxruntime')
-    with pytest.raises(ValueError, match='valid: mxnet, onnxruntime'):
+    with pytest.raises(ValueError, match='valid: auto, mxnet, onnxruntime'):
         load_heatmap_model(tiny_prefix, backend='tensorrt')
     assert export_onnx.main(['--prefix', str(tmp_path / 'none'), '--output',
                              str(tmp_path / 'x.onnx')]) == 2
