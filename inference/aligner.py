@@ -12,13 +12,17 @@ from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_
 from data.images import to_bgr8
 
 from .model import load_heatmap_model
+from .model_dir import PREFIX_NAME
 
 _MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 # The models this repository ships, per landmark type; what FaceAligner(), test.py and
 # evaluate.py use by default. '2d': 300-W convention (jaw on the visible silhouette); '3d':
 # AFLW2000-3D convention (projected 3D points, the occluded jaw side included).
-DEFAULT_MODELS = {'2d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-300w', 'model'),
-                  '3d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-3d', 'model')}
+# Model directories (inference.model_dir): each checkpoint ships with its card.
+DEFAULT_MODEL_DIRS = {'2d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-300w'),
+                      '3d': os.path.join(_MODELS_DIR, 'hg1d4-resnet-m025-3d')}
+DEFAULT_MODELS = {kind: os.path.join(folder, PREFIX_NAME)
+                  for kind, folder in DEFAULT_MODEL_DIRS.items()}
 DEFAULT_MODEL = DEFAULT_MODELS['2d']
 # The box top shift each shipped model's training records were laid out with (the 300W and
 # AFLW2000-3D protocols): the refinement pass crops with it.
@@ -26,11 +30,12 @@ REFINE_TOP_SHIFTS = {'2d': TOP_SHIFT['300W'], '3d': TOP_SHIFT['AFLW2000-3D']}
 
 
 def default_model(landmark_type):
-    """Checkpoint prefix of the shipped model of `landmark_type` ('2d' or '3d')."""
-    if landmark_type not in DEFAULT_MODELS:
+    """Model directory of the shipped model of `landmark_type` ('2d' or '3d'), so that loading
+    it checks its card."""
+    if landmark_type not in DEFAULT_MODEL_DIRS:
         raise ValueError('unknown landmark type %r; valid: %s'
-                         % (landmark_type, ', '.join(sorted(DEFAULT_MODELS))))
-    return DEFAULT_MODELS[landmark_type]
+                         % (landmark_type, ', '.join(sorted(DEFAULT_MODEL_DIRS))))
+    return DEFAULT_MODEL_DIRS[landmark_type]
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
 # 0.35. With the shipped model, 120 detected 300-W HELEN test faces scored 0.49 to 0.77 (median
@@ -81,8 +86,9 @@ class FaceAligner:
     `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
     `.onnx` file); 'auto' (default) picks onnxruntime on the CPU when it is installed
-    (inference.model.resolve_backend). `decode` 'subpixel' refines each peak at heatmap resolution; 'argmax' is
-    the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
+    (inference.model.resolve_backend). `prefix` may also be a model directory (checkpoint and
+    card, inference.model_dir). `decode` 'subpixel' refines each peak at heatmap resolution;
+    'argmax' is the original's integer-pixel decoding (slower: 68 resizes per face). `detector` is
     anything with `.detect(image_bgr, threshold)` returning essh.Face-like objects, or a name
     for essh.load_detector ('mtcnn', 'essh', 'haar'); by default the bundled MTCNN, or ESSH
     when `essh_dir` (its checkpoint folder, also where 'essh' looks) is given.

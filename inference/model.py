@@ -13,6 +13,8 @@ from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_
                                 network_sizes, params_path, symbol_path)
 from symbols.precision import bf16_inference_model, check_dtype, prepare_bf16
 
+from .model_dir import check_card_matches, is_model_dir, model_dir_prefix
+
 # ONNX metadata key of an exported model's heatmap loss ('ce' or 'l2'), which says how to read
 # its maps' peak confidence (data.codec.peak_confidence).
 LOSS_METADATA_KEY = 'heatmap_loss'
@@ -163,10 +165,11 @@ def _onnxruntime_imports():
 
 def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
                        flip_test=False, dtype='float32'):
-    """A heatmap predictor for a checkpoint. `backend` 'mxnet' -> HeatmapModel on `ctx`;
-    'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a `.onnx` file, else of the
-    checkpoint exported on the fly; 'auto' -> whichever resolve_backend picks. onnx and
-    onnxruntime are imported only for that backend.
+    """A heatmap predictor for a checkpoint `prefix`, or for a model directory (checkpoint and
+    card, inference.model_dir: its card must state the network's sizes). `backend` 'mxnet' ->
+    HeatmapModel on `ctx`; 'onnxruntime' -> OnnxHeatmapModel (CPU) of `prefix` when it is a
+    `.onnx` file, else of the checkpoint exported on the fly; 'auto' -> whichever
+    resolve_backend picks. onnx and onnxruntime are imported only for that backend.
     `flip_test` wraps the predictor in FlipTest. `dtype` 'bf16' (mxnet backend on the CPU
     only) runs the network in bfloat16 mixed precision."""
     epoch = checked_epoch(epoch)
@@ -174,11 +177,16 @@ def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
         raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
                          '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
     check_dtype(dtype)
+    model_dir = prefix if is_model_dir(prefix) else None
+    if model_dir is not None:
+        prefix = model_dir_prefix(model_dir)
     backend = resolve_backend(backend, prefix, ctx, dtype)
     if dtype != 'float32' and backend != 'mxnet':
         raise ValueError('dtype %s is offered for the mxnet backend only: onnxruntime\'s CPU '
                          'provider has no bf16 convolution (docs/benchmarks.md)' % dtype)
     model = _load_backend(prefix, epoch, backend, ctx, batch_size, dtype)
+    if model_dir is not None:
+        check_card_matches(model_dir, model.input_size, model.heatmap_shape)
     return FlipTest(model) if flip_test else model
 
 

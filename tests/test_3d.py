@@ -166,7 +166,8 @@ def test_face_aligner_3d_loads_the_shipped_3d_model():
     aligner = FaceAligner(landmark_type='3d', detector='haar')
     assert DEFAULT_MODELS['3d'] == SHIPPED_3D
     heatmaps = aligner.model.predict(crops)
-    np.testing.assert_array_equal(heatmaps, HeatmapModel(SHIPPED_3D, 0).predict(crops))
+    # The default backend is onnxruntime: the same maps to float rounding.
+    np.testing.assert_allclose(heatmaps, HeatmapModel(SHIPPED_3D, 0).predict(crops), atol=1e-4)
     assert not np.allclose(heatmaps, FaceAligner(detector='haar').model.predict(crops))
     assert aligner.refine_top_shift == REFINE_TOP_SHIFTS['3d'] == TOP_SHIFT['AFLW2000-3D']
     with pytest.raises(ValueError, match="unknown landmark type '4d'"):

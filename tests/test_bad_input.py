@@ -49,6 +49,15 @@ class Paths:
         for folder in ('model', 'data'):
             os.makedirs(os.path.join(root, folder))
         self.model = save_tiny_model(os.path.join(root, 'model', 'tiny'))
+        # Model directories (inference.model_dir): one without its card, one whose card states
+        # other sizes than the graph's (128 x 128 input, 68 maps of 64 x 64).
+        self.cardless = os.path.join(root, 'cardless')
+        self.wrong_card = os.path.join(root, 'wrong-card')
+        for folder in (self.cardless, self.wrong_card):
+            os.makedirs(folder)
+            save_tiny_model(os.path.join(folder, 'model'))
+        with open(os.path.join(self.wrong_card, 'README.md'), 'w') as f:
+            f.write('# card\n\n| input / output | 256 x 256 RGB crop / 68 heatmaps of 64 x 64 |\n')
         self.rec = write_synthetic_rec(os.path.join(root, 'data', 'ibug'), count=4)
         self.empty = os.path.join(root, 'empty')
         os.makedirs(self.empty)
@@ -112,6 +121,15 @@ CASES = [
      '--batch-size must be >= 1'),
     ('evaluate-refine-without-detector', 'evaluate.py',
      lambda p: evaluate_args(p, '--refine'), '--refine refines a detection crop'),
+    # C. model directories whose card is missing or wrong
+    ('evaluate-model-dir-without-card', 'evaluate.py',
+     lambda p: evaluate_args(p, '--prefix', p.cardless), 'model directory without its card'),
+    ('test-model-dir-card-sizes-wrong', 'test.py',
+     lambda p: ['--image', p.image, '--prefix', p.wrong_card, '--output', p.out],
+     'the card states a 256 x 256 input and 68 heatmaps of 64 x 64, the network has a '
+     '128 x 128 input'),
+    ('evaluate-folder-without-checkpoint', 'evaluate.py',
+     lambda p: evaluate_args(p, '--prefix', p.empty), 'not a model directory'),
     # D. evaluate.py on a test set nothing can be read from
     ('evaluate-garbage-idx-line', 'evaluate.py',
      lambda p: evaluate_args(p, '--rec', p.garbage_idx_rec), 'ibug.idx: line 3'),

@@ -12,7 +12,8 @@ from conftest import FIXTURE_FACES, ROOT, shared_data_or_skip, shared_data_path
 from data.converters import assign_splits, pack_pts_folder
 from evaluation.protocol import evaluate_rec
 from data.geometry import TOP_SHIFT
-from inference import HeatmapModel
+from inference import HeatmapModel, load_heatmap_model
+from inference.model_dir import card_sizes
 from inference.onnx_model import OnnxHeatmapModel
 from inference.onnx_export import onnx_model_of
 from inference.onnx_quantize import calibration_crops, quantize_model
@@ -49,6 +50,15 @@ def held_out_rec(tmp_path_factory):
     names = split_names('val')
     assert len(names) == 201
     return packed(names[:SAMPLE], tmp_path_factory.mktemp('faces'), '300W')
+
+
+@pytest.mark.parametrize('folder', sorted(os.path.dirname(path) for path in glob.glob(
+    os.path.join(ROOT, 'models', '*', 'model-symbol.json'))))
+def test_shipped_model_directories_have_true_cards(folder):
+    """Each shipped checkpoint loads as a model directory: its card is there and states the
+    graph's input and heatmap sizes (inference.model_dir)."""
+    model = load_heatmap_model(folder, backend='mxnet')
+    assert card_sizes(folder) == (model.input_size, 68, model.heatmap_size)
 
 
 def test_shipped_model_on_fixture_faces(tmp_path):
