@@ -300,3 +300,25 @@ def test_unfloored_ground_truth_scores_exact_subpixel_predictions_as_zero(synthe
     assert unfloored.mean_nme < 1e-3 < floored.mean_nme
     assert unfloored.summary()['floored_ground_truth'] is False
     assert floored.summary()['floored_ground_truth'] is True
+
+
+def test_ablation_row_reports_each_column_as_evaluated(synthetic_rec, tiny_prefix):
+    """scripts/ablation_row.py: the validation and test columns are evaluate_rec's numbers for
+    the same model, decoding and ground truth; the row has one cell per column."""
+    proc = run_cli('scripts/ablation_row.py', '--prefix', tiny_prefix, '--val', synthetic_rec,
+                   '--test', synthetic_rec, '--top-shift', str(TOP_SHIFT['ibug']),
+                   '--skip-detector', '--backend', 'mxnet')
+    assert proc.returncode == 0, proc.stderr
+    from inference import load_heatmap_model
+    model = load_heatmap_model(tiny_prefix, backend='mxnet')
+    argmax = evaluate_rec(model, synthetic_rec, 'val', '2d', TOP_SHIFT['ibug'], progress=False)
+    dark = evaluate_rec(model, synthetic_rec, 'test', '2d', TOP_SHIFT['ibug'], decode='dark',
+                        progress=False, floor_ground_truth=False)
+    row = proc.stdout.strip().splitlines()[-1].split(' | ')
+    assert len(row) == 6 and row[0] == '| %s:0' % tiny_prefix
+    assert row[1] == row[2] == '%.3f%%' % (100 * argmax.mean_nme)
+    assert row[4] == '%.3f%%' % (100 * dark.mean_nme)
+    missing = run_cli('scripts/ablation_row.py', '--prefix', tiny_prefix, '--val', 'nowhere.rec',
+                      '--test', synthetic_rec)
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+        'error: nowhere.rec: no such .rec file']
