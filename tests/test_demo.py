@@ -154,9 +154,12 @@ def test_ctrl_c_during_a_video_keeps_the_frames_done(tmp_path):
     clip = str(tmp_path / 'clip.avi')
     write_video(clip, [cv2.imread(PHOTO)] * 400)
     out = tmp_path / 'out'
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: give the child the default, as a terminal would.
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, 'test.py'), '--image', clip,
                              '--prefix', prefix, '--output', str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not list(out.glob('*.tmp.mp4')) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
