@@ -6,7 +6,8 @@ from calibration faces (min/max), written as QuantizeLinear/DequantizeLinear pai
 onnxruntime fuses into integer convolutions. On this CPU (AVX-512 VNNI) it cuts hg2d3-cab
 from about 80 to 47 ms per face at batch 1; the small shipped model gains nothing. The
 calibration faces should be real crops of the kind the model will see: the ranges decide how
-much accuracy is lost (shipped model on 201 held-out 300-W faces: 5.49% -> 5.64% NME).
+much accuracy is lost (version 1 of the shipped model on 201 held-out 300-W faces: 5.49% ->
+5.64% NME).
 """
 import os
 import struct
