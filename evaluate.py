@@ -27,8 +27,8 @@ def parse_args(argv=None):
                         help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
     parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params), '
-                             'or a .onnx file with --backend onnxruntime (default: the shipped '
-                             'model of the landmark type)')
+                             'a model directory (checkpoint and card) or a .onnx file (default: '
+                             'the shipped model of the landmark type)')
     parser.add_argument('--backend', choices=BACKENDS, default='auto',
                         help='inference backend; auto: onnxruntime on the CPU when installed '
                         '(faster, same argmax landmarks), else mxnet')

@@ -33,7 +33,8 @@ def parse_args(argv=None):
                              'included). Picks the shipped model and the refinement crop')
     parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params); '
-                             'default: the shipped model of --landmark-type; or a .onnx file')
+                             'a model directory (checkpoint and card) or a .onnx file; default: '
+                             'the shipped model of --landmark-type')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--backend', choices=BACKENDS, default='auto',
                         help='landmark network backend; auto: onnxruntime on the CPU when '
