@@ -13,7 +13,7 @@ from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_
                                 network_sizes, params_path, symbol_path)
 from symbols.precision import bf16_inference_model, check_dtype, prepare_bf16
 
-from .model_dir import check_card_matches, is_model_dir, model_dir_prefix
+from .model_dir import check_card_matches, is_model_dir, open_model_dir
 
 # ONNX metadata key of an exported model's heatmap loss ('ce' or 'l2'), which says how to read
 # its maps' peak confidence (data.codec.peak_confidence).
@@ -179,14 +179,14 @@ def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
     check_dtype(dtype)
     model_dir = prefix if is_model_dir(prefix) else None
     if model_dir is not None:
-        prefix = model_dir_prefix(model_dir)
+        prefix, stated = open_model_dir(model_dir)
     backend = resolve_backend(backend, prefix, ctx, dtype)
     if dtype != 'float32' and backend != 'mxnet':
         raise ValueError('dtype %s is offered for the mxnet backend only: onnxruntime\'s CPU '
                          'provider has no bf16 convolution (docs/benchmarks.md)' % dtype)
     model = _load_backend(prefix, epoch, backend, ctx, batch_size, dtype)
     if model_dir is not None:
-        check_card_matches(model_dir, model.input_size, model.heatmap_shape)
+        check_card_matches(model_dir, stated, model.input_size, model.heatmap_shape)
     return FlipTest(model) if flip_test else model
 
 

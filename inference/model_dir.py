@@ -18,16 +18,15 @@ def is_model_dir(path):
     return os.path.isdir(str(path))
 
 
-def model_dir_prefix(path):
-    """The checkpoint prefix inside model directory `path`, after checking that the card is
-    there; one-line ValueError otherwise."""
+def open_model_dir(path):
+    """(checkpoint prefix, the card's card_sizes) of model directory `path`, read before the
+    network is loaded; one-line ValueError when the checkpoint or the card is missing."""
     prefix = os.path.join(path, PREFIX_NAME)
     if not os.path.isfile('%s-symbol.json' % prefix):
         raise ValueError('%s: not a model directory (no %s-symbol.json in it); pass a checkpoint '
                          'prefix or a folder holding %s-symbol.json, %s-NNNN.params and %s'
                          % (path, PREFIX_NAME, PREFIX_NAME, PREFIX_NAME, CARD))
-    card_sizes(path)
-    return prefix
+    return prefix, card_sizes(path)
 
 
 def card_sizes(path):
@@ -50,10 +49,9 @@ def card_sizes(path):
     return input_h, points, map_h
 
 
-def check_card_matches(path, input_size, heatmap_shape):
+def check_card_matches(path, stated, input_size, heatmap_shape):
     """One-line ValueError when the loaded network of model directory `path` (its input size,
-    its (K, H, H) heatmaps) is not what the card states."""
-    stated = card_sizes(path)
+    its (K, H, H) heatmaps) is not what its card states (`stated`, from open_model_dir)."""
     actual = (input_size, heatmap_shape[0], heatmap_shape[-1])
     if stated != actual:
         raise ValueError('%s: the card states a %d x %d input and %d heatmaps of %d x %d, the '

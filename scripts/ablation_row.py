@@ -20,6 +20,7 @@ from console import run_cli  # noqa: E402
 import essh  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
+from inference.model import FlipTest  # noqa: E402
 
 # (column, data set, decode, flip test, floored ground truth, detector crop, refine)
 COLUMNS = [('validation, argmax', 'val', 'argmax', False, True, False, False),
@@ -53,8 +54,7 @@ def _main(argv=None):
         if not os.path.isfile(path):
             raise ValueError('%s: no such .rec file' % path)
     plain = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16)
-    flipped = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16,
-                                 flip_test=True)
+    flipped = FlipTest(plain)    # the same loaded network, not a second copy
     detector = None if args.skip_detector else essh.load_detector('mtcnn')
     cells = []
     for title, split, decode, flip, floored, detected, refine in COLUMNS:
