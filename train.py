@@ -36,7 +36,9 @@ def parse_args(argv=None):
     p.add_argument('--wd', type=float)
     p.add_argument('--per-batch-size', type=int, help='batch size per device')
     p.add_argument('--lr-epoch-step', help='epochs at which lr *= 0.2; training ends at the last')
-    p.add_argument('--ckpt', type=int, choices=(0, 1), help='1: save checkpoints, 0: do not')
+    p.add_argument('--ckpt', type=int, choices=(0, 1, 2),
+                   help='1: save a checkpoint when validation improves and at the end; 2: at '
+                        'every validation (for weight averaging); 0: never')
     p.add_argument('--exf', type=int, help='passes over the training set per epoch')
     p.add_argument('--frequent', type=int, help='log every this many batches')
     p.add_argument('--verbose', type=int, help='validate every this many batches')

@@ -5,7 +5,8 @@ Behaviour kept from the original: batch size = per-device batch x devices; gradi
 by 1 / devices (each device's loss is already a batch mean); the step learning-rate schedule of
 training.schedule; validation NME every `verbose` batches; checkpoint number = batches //
 verbose, saved when the first validation target or the mean of all targets improves on its best
-so far (starting from 1.0) and once more when training ends.
+so far (starting from 1.0) and once more when training ends (`ckpt` 1; `ckpt` 2 saves at every
+validation, for scripts/average_checkpoints.py).
 """
 import hashlib
 import logging
@@ -363,7 +364,7 @@ class Trainer:
             if float(np.mean(values)) < self.best[1]:
                 self.best[1], improved = float(np.mean(values)), True
         saved = None
-        if self.cfg['ckpt'] == 1 and (improved or final):
+        if self.cfg['ckpt'] == 2 or (self.cfg['ckpt'] == 1 and (improved or final)):
             number = self.batch // self.cfg['verbose']
             saved = checkpoint.save_checkpoint(self.prefix, number, self.symbol, arg, aux)
             self.last_saved = saved
