@@ -332,7 +332,15 @@ class Trainer:
         self.log.write(dict(summary, kind='end'))
         return summary
 
+    @staticmethod
+    def _settle():
+        """MXNet's BatchNorm writes its moving statistics in the backward pass without telling
+        the engine, so reading them right after an update may catch the previous batch's
+        values: wait for all pending work before weights are read for validation or saving."""
+        mx.nd.waitall()
+
     def _validate(self):
+        self._settle()
         arg, aux = self.module.get_params()
         results = self.validator.run(arg, aux)
         self.last_nme = results
@@ -373,6 +381,7 @@ class Trainer:
         self._save_resume_state()
 
     def _save_resume_state(self):
+        self._settle()
         state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
                  'optimizer': scalar_state(self.optimizer, self.batch),
                  'schedule': self._schedule_record()}

@@ -1,0 +1,90 @@
+"""Average the weights of several checkpoints of one run (SWA) and measure BatchNorm's
+statistics again on training faces, into a new checkpoint.
+
+    python train.py ... --ckpt 2 --prefix model/swa/model      # a checkpoint every validation
+    python scripts/average_checkpoints.py --prefix model/swa/model --epochs 8-24 \
+        --output model/swa-avg/model [--bn-rec datasets/300w/train.rec --aug-shift 0.03 ...]
+
+The output is an ordinary checkpoint (`OUTPUT-symbol.json`, `OUTPUT-NNNN.params`) of the same
+training graph; evaluate it with evaluate.py. See training/averaging.py for the method.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from config import generate_config  # noqa: E402
+from console import progress, run_cli  # noqa: E402
+from data.iterator import FaceSegIter  # noqa: E402
+from symbols import checkpoint  # noqa: E402
+from symbols.heatmap_net import heatmap_output  # noqa: E402
+from training.averaging import average_params, parse_epochs, recalibrate_batchnorm  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--prefix', required=True, help='checkpoint prefix of the run')
+    parser.add_argument('--epochs', required=True,
+                        help='checkpoint numbers to average: FIRST-LAST or N,N,...')
+    parser.add_argument('--output', required=True, help='prefix of the averaged checkpoint')
+    parser.add_argument('--output-epoch', type=int, default=0)
+    parser.add_argument('--bn-rec',
+                        help='training .rec on which to update the BatchNorm statistics, as '
+                             'training does (one pass, with the augmentation below); without '
+                             'it the saved statistics are averaged like the weights')
+    parser.add_argument('--aug-shift', type=float, default=0.0,
+                        help="the run's train.py --aug-shift (for --bn-rec)")
+    parser.add_argument('--aug-occlusion', type=float, default=0.0,
+                        help="the run's train.py --aug-occlusion (for --bn-rec)")
+    parser.add_argument('--aug-color', type=float, default=0.0,
+                        help="the run's train.py --aug-color (for --bn-rec)")
+    parser.add_argument('--seed', type=int, default=0, help='augmentation seed (for --bn-rec)')
+    parser.add_argument('--batch-size', type=int, default=16)
+    return parser.parse_args(argv)
+
+
+def _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size):
+    """The BatchNorm statistics after one augmented training pass over --bn-rec."""
+    cfg = generate_config(input_img_size=input_size, output_label_size=heatmap_size,
+                          aug_shift=args.aug_shift, aug_occlusion=args.aug_occlusion,
+                          aug_color=args.aug_color)
+    faces = FaceSegIter(args.bn_rec, args.batch_size, cfg, aug_level=1, shuffle=True,
+                        seed=args.seed)
+    try:
+        batches = (batch.data[0].asnumpy() for batch in faces)
+        return recalibrate_batchnorm(symbol, arg, aux, progress(
+            batches, total=(faces.num_samples + args.batch_size - 1) // args.batch_size,
+            desc='BatchNorm statistics'))
+    finally:
+        faces.close()
+
+
+def _main(argv=None):
+    args = parse_args(argv)
+    epochs = parse_epochs(args.epochs)
+    if args.bn_rec is not None and not os.path.isfile(args.bn_rec):
+        raise ValueError('%s: no such .rec file' % args.bn_rec)
+    if os.path.abspath(args.output) == os.path.abspath(args.prefix):
+        raise ValueError('--output %s is the run\'s own prefix; pick another so no checkpoint '
+                         'of the run is overwritten' % args.output)
+    symbol = checkpoint.load_symbol(checkpoint.symbol_path(args.prefix))
+    input_size, heatmap_size = checkpoint.network_sizes(heatmap_output(symbol), args.prefix)
+    arg, aux = average_params([checkpoint.params_path(args.prefix, e) for e in epochs])
+    if args.bn_rec is not None:
+        aux = _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size)
+    path = checkpoint.save_checkpoint(args.output, args.output_epoch, symbol, arg, aux)
+    print('averaged %d checkpoints of %s (epochs %s); BatchNorm statistics %s -> %s' % (
+        len(epochs), args.prefix, args.epochs,
+        'updated on %s' % args.bn_rec if args.bn_rec else 'averaged', path))
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
