@@ -14,6 +14,7 @@ from data.codec import HeatmapCodec, encode_heatmaps, peak_confidence
 from data.images import read_image
 from data.landmarks import five_points
 from inference import FaceAligner
+from inference.aligner import DEFAULT_MIN_CONFIDENCE
 from inference.smoothing import OneEuroFilter
 from symbols.heatmap_net import heatmap_output, training_loss
 
@@ -117,7 +118,7 @@ def test_tracking_follows_a_shifted_sequence(aligner, photo):
         # The face moves with the frame, to a fraction of a pixel on average.
         assert np.abs(error.mean(axis=0)).max() < 1.0, (dx, dy, error.mean(axis=0))
         assert np.linalg.norm(error, axis=1).mean() < 3.0
-        assert face.confidence > 0.35
+        assert face.confidence > DEFAULT_MIN_CONFIDENCE
         assert face.crop.shape == (128, 128, 3) and face.crop_transform.shape == (2, 3)
     assert tracked[0][0].detector_points.shape == (5, 2)
     assert tracked[1][0].detector_points is None
@@ -169,7 +170,7 @@ def test_aligned_face_carries_the_detectors_five_points(aligner, photo):
     assert offsets.max() < 0.25 * eye_distance, offsets / eye_distance
     record = face.to_dict()
     assert np.array(record['detector_points']).shape == (5, 2)
-    assert 0.35 < record['confidence'] <= 1 and record['tracked'] is False
+    assert DEFAULT_MIN_CONFIDENCE < record['confidence'] <= 1 and record['tracked'] is False
     boxes_only = FaceAligner(detector='haar').get_landmarks(photo)
     assert boxes_only and all(f.detector_points is None for f in boxes_only)
     assert boxes_only[0].to_dict()['detector_points'] is None
