@@ -69,12 +69,12 @@ def seed_everything(seed):
     mx.random.seed(seed)
 
 
-def weights_digest(arg_params):
-    """SHA-1 of the trained weights (names and bytes), to compare workers or runs."""
+def weights_digest(params):
+    """SHA-1 of named arrays (names and bytes), to compare workers or runs."""
     digest = hashlib.sha1()
-    for name in sorted(arg_params):
+    for name in sorted(params):
         digest.update(name.encode())
-        digest.update(arg_params[name].asnumpy().tobytes())
+        digest.update(params[name].asnumpy().tobytes())
     return digest.hexdigest()
 
 
@@ -326,9 +326,13 @@ class Trainer:
             self._save_resume_state()
             self.bars.write('stopped by signal %d at batch %d; resume with --resume (state in %s)'
                             % (stop.signal, self.batch, state_path(self.prefix)))
+        self._settle()
+        arg, aux = self.module.get_params()
+        # Each worker keeps its own BatchNorm statistics (kvstore syncs weights only), so
+        # workers compare by weights_sha1 and runs by both.
         summary = {'batch': self.batch, 'stopped': stopped, 'best': list(self.best),
                    'nme': self.last_nme, 'last_saved': self.last_saved,
-                   'weights_sha1': weights_digest(self.module.get_params()[0])}
+                   'weights_sha1': weights_digest(arg), 'statistics_sha1': weights_digest(aux)}
         self.log.write(dict(summary, kind='end'))
         return summary
 
