@@ -24,9 +24,15 @@ def summary_lines(result):
         ', detector %s%s' % (result.detector, ' + refine' if result.refined else '')
         if result.detector else '', result.decode,
         ' with flip test' if result.flip_test else '',
-        'floored' if result.floored_ground_truth else 'unfloored'))
+        _ground_truth_label(result)))
     lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)
     return lines
+
+
+def _ground_truth_label(result):
+    """How the ground truth was snapped in the crop: 2D floors it, 3D rounds it."""
+    word = 'floored' if result.landmark_type == '2d' else 'rounded'
+    return word if result.floored_ground_truth else 'un' + word
 
 
 def save_evaluation(result, output_dir):

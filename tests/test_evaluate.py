@@ -19,6 +19,7 @@ from data.landmarks import five_points
 from data.recordio import split_paths, unpack_record
 from evaluation import metrics
 from evaluation.protocol import evaluate_rec
+from evaluation.report import summary_lines
 
 
 def crop_ground_truth(rec_path, dataset, top_shift=None):
@@ -81,6 +82,8 @@ def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_
     assert len(result.record_ids) == 6 and not result.skipped
     assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
     assert result.summary_line == 'nme on ibug is 0.000%'
+    snapped = {'2d': 'floored', '3d': 'rounded'}[landmark_type]
+    assert summary_lines(result)[-1].endswith(', %s ground truth' % snapped)
 
 
 def test_top_shift_overrides_the_test_sets_own(synthetic_rec):
