@@ -227,11 +227,15 @@ def test_face_aligner_in_bf16_finds_the_float32_landmarks():
     assert len(faces['float32']) == len(faces['bf16']) == 1
     apart = np.linalg.norm(faces['float32'][0].landmarks - faces['bf16'][0].landmarks, axis=1)
     eyes = np.linalg.norm(points[36:42].mean(axis=0) - points[42:48].mean(axis=0))
-    # Most points stay put; a point with a flat, two-peaked map may jump (version 2 of the
-    # shipped model: one jaw point by 17% of the eye distance here, median 1.5%), which moves
-    # this face's NME by up to 0.25 points; the bf16 runs measured 7.63-7.84% against 7.86%
-    # in float32. The bound allows two such jumps, not a drift of all points.
-    assert np.median(apart) < 0.02 * eyes
+    # A heatmap cell in photo pixels: the crop's 128 / 64 pixels, scaled back to the photo.
+    crop_scale = np.sqrt(abs(np.linalg.det(faces['float32'][0].crop_transform[:, :2])))
+    cell = 2.0 / crop_scale
+    # bf16 rounding moves the sub-pixel peaks by a fraction of a cell, and a point with a flat,
+    # two-peaked map may jump. Measured with version 3 of the shipped model: median 0.07 cell
+    # in a fresh process and 0.34 cell after another bf16 model ran in it (other kernels; one
+    # jaw point 16% of the eye distance away), NME 8.08% / 7.77% against 7.77% in float32. The
+    # bounds allow that, not a drift of all points or a change of accuracy.
+    assert np.median(apart) < 0.5 * cell
     errors = {dtype: np.linalg.norm(found[0].landmarks - points, axis=1).mean() / eyes
               for dtype, found in faces.items()}
     assert abs(errors['bf16'] - errors['float32']) < 0.005
