@@ -147,7 +147,7 @@ def test_script_bad_input_is_one_line(every_validation_run, tmp_path, extra, exp
 
 
 def test_script_refuses_to_overwrite_the_runs_own_checkpoints(every_validation_run):
-    before = open(params_path(every_validation_run, 0 + 1), 'rb').read()
+    before = open(params_path(every_validation_run, 1), 'rb').read()
     result = run_script('--prefix', every_validation_run, '--epochs', '1-3',
                         '--output', every_validation_run, '--output-epoch', '1')
     assert result.returncode == 2 and "run's own prefix" in result.stderr

@@ -15,6 +15,8 @@ import numpy as np
 from symbols import checkpoint
 from symbols.heatmap_net import heatmap_output
 
+from .trainer import wait_for_batchnorm_statistics
+
 
 def parse_epochs(text):
     """'8-24' -> [8, ..., 24]; '8,12,16' -> [8, 12, 16]; at least two distinct epochs."""
@@ -90,9 +92,7 @@ def recalibrate_batchnorm(symbol, arg, aux, batches, ctx=None):
                              % (executor.arg_dict['data'].shape, data.shape))
         executor.forward(is_train=True, data=data)
         executor.backward([mx.nd.zeros_like(out) for out in executor.outputs])
-        # The engine does not order reads of the moving statistics after the backward pass
-        # that writes them: wait for it.
-        mx.nd.waitall()
+        wait_for_batchnorm_statistics()
         for name, array in executor.aux_dict.items():
             sums[name] = sums.get(name, 0.0) + array.asnumpy().astype(np.float64)
         count += 1

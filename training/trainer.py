@@ -78,6 +78,14 @@ def weights_digest(params):
     return digest.hexdigest()
 
 
+def wait_for_batchnorm_statistics():
+    """MXNet's BatchNorm writes its moving statistics in the backward pass without telling
+    the engine, so reading them right after a backward pass may catch the previous batch's
+    values: wait for all pending work before the statistics are read (validation, saving,
+    weight averaging)."""
+    mx.nd.waitall()
+
+
 def param_shapes(symbol, data_shapes, label_shapes):
     shapes = dict(data_shapes + label_shapes)
     arg_shapes, _, aux_shapes = symbol.infer_shape(**shapes)
@@ -326,7 +334,7 @@ class Trainer:
             self._save_resume_state()
             self.bars.write('stopped by signal %d at batch %d; resume with --resume (state in %s)'
                             % (stop.signal, self.batch, state_path(self.prefix)))
-        self._settle()
+        wait_for_batchnorm_statistics()
         arg, aux = self.module.get_params()
         # Each worker keeps its own BatchNorm statistics (kvstore syncs weights only), so
         # workers compare by weights_sha1 and runs by both.
@@ -336,15 +344,8 @@ class Trainer:
         self.log.write(dict(summary, kind='end'))
         return summary
 
-    @staticmethod
-    def _settle():
-        """MXNet's BatchNorm writes its moving statistics in the backward pass without telling
-        the engine, so reading them right after an update may catch the previous batch's
-        values: wait for all pending work before weights are read for validation or saving."""
-        mx.nd.waitall()
-
     def _validate(self):
-        self._settle()
+        wait_for_batchnorm_statistics()
         arg, aux = self.module.get_params()
         results = self.validator.run(arg, aux)
         self.last_nme = results
@@ -385,7 +386,7 @@ class Trainer:
         self._save_resume_state()
 
     def _save_resume_state(self):
-        self._settle()
+        wait_for_batchnorm_statistics()
         state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
                  'optimizer': scalar_state(self.optimizer, self.batch),
                  'schedule': self._schedule_record()}
