@@ -112,7 +112,7 @@ class HeatmapModel:
             outputs.append(executor.outputs[0].asnumpy())
         if not outputs:
             return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
-        return np.concatenate(outputs)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
 
 class FlipTest:

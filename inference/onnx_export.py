@@ -8,6 +8,14 @@ as well as an initializer, which keeps onnxruntime from folding them (no conv + 
 
 One MXNet default needs spelling out for the exporter: Deconvolution has no bias unless told
 otherwise, but the exporter assumes a bias when the attribute is absent (SAT up-sampling).
+
+And one rewrite is for speed: the hourglass's nearest-neighbour UpSampling comes out as a Resize
+with half-pixel coordinates, which onnxruntime's blocked-layout (NCHWc) pass does not take, so
+the tensors were reordered out of that layout and back around each of them, and the
+BatchNorm/ReLU/Add next to them stayed unfused. For an integer scale, half-pixel coordinates
+rounded to the nearest pixel pick the same source pixel as asymmetric coordinates rounded down
+(output x reads input floor(x / scale)), and onnxruntime takes that form; the shipped model's
+forward got about 10% faster (docs/benchmarks.md).
 """
 import json
 import logging
@@ -18,6 +26,7 @@ import mxnet as mx
 import numpy as np
 import onnx
 import onnx.helper
+import onnx.numpy_helper
 
 from console import error_line
 from fileio import atomic_write
@@ -55,6 +64,27 @@ def _exporter_graph(symbol, params, input_size, batch_size, path):
     return onnx.load(path)
 
 
+def floor_nearest_upsampling(model):
+    """Rewrite, in place, each nearest-neighbour Resize of `model` whose scales are constant
+    integers to asymmetric coordinates rounded down: the same output (see the module
+    docstring) in the form onnxruntime keeps in its blocked layout."""
+    constants = {tensor.name: tensor for tensor in model.graph.initializer}
+    for node in model.graph.node:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if (node.op_type != 'Resize' or attributes.get('mode') != b'nearest'
+                or len(node.input) < 3 or node.input[2] not in constants):
+            continue
+        scales = onnx.numpy_helper.to_array(constants[node.input[2]])
+        if scales.size == 0 or np.any(scales < 1) or np.any(scales != np.round(scales)):
+            continue
+        kept = [a for a in node.attribute
+                if a.name not in ('coordinate_transformation_mode', 'nearest_mode')]
+        del node.attribute[:]
+        node.attribute.extend(kept + [
+            onnx.helper.make_attribute('coordinate_transformation_mode', 'asymmetric'),
+            onnx.helper.make_attribute('nearest_mode', 'floor')])
+
+
 def onnx_model_of(prefix, epoch, batch_size=None):
     """The checkpoint's `heatmap_output` as a checked onnx.ModelProto with input `data`
     (N x 3 x S x S RGB 0..255, S the input size read off the graph) and one N x 68 x 64 x 64
@@ -83,6 +113,7 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     inputs = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
     model.graph.input.extend(inputs)
+    floor_nearest_upsampling(model)
     loss = checkpoint_loss(prefix)
     if loss is not None:
         onnx.helper.set_model_props(model, {LOSS_METADATA_KEY: loss})

@@ -23,6 +23,7 @@ UNFUSED = 'original, graph unfused'
 LIBRARY_MXNET = 'library MXNet'
 LIBRARY_MXNET_BF16 = 'library MXNet bf16'
 LIBRARY_ONNX = 'library onnxruntime'
+ONE_SESSION = ', one session'
 FLIP = ', flip test'
 
 
@@ -81,6 +82,8 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
     mxnet_model = HeatmapModel(prefix, epoch, batch_size=batch_size)
     float_onnx = onnx_model_of(prefix, epoch)
     onnx_model = OnnxHeatmapModel(float_onnx, batch_size=batch_size)
+    # The baseline of its split batches: every chunk in the one multi-threaded session.
+    one_session = OnnxHeatmapModel(float_onnx, batch_size=batch_size, workers=1)
     int8_model = OnnxHeatmapModel(quantize_model(float_onnx, crops), batch_size=batch_size)
 
     def library(model):
@@ -96,11 +99,13 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
                   (LIBRARY_MXNET_BF16, library(bf16_model), batch_size)]
     paths += [(LIBRARY_ONNX, library(onnx_model), 1),
               (LIBRARY_ONNX, library(onnx_model), batch_size),
+              (LIBRARY_ONNX + ONE_SESSION, library(one_session), batch_size),
               (LIBRARY_ONNX + ' int8', library(int8_model), 1),
               (LIBRARY_ONNX + ' int8', library(int8_model), batch_size),
               # The flip test sends each face and its mirror through the network together.
               (LIBRARY_MXNET + FLIP, library(FlipTest(mxnet_model)), 1),
-              (LIBRARY_ONNX + FLIP, library(FlipTest(onnx_model)), 1)]
+              (LIBRARY_ONNX + FLIP, library(FlipTest(onnx_model)), 1),
+              (LIBRARY_ONNX + ONE_SESSION + FLIP, library(FlipTest(one_session)), 1)]
     measured = time_per_face([(landmarks_of, batch) for _, landmarks_of, batch in paths], crops,
                              rounds, desc=os.path.basename(prefix), progress=progress)
     return [Timing(name, batch, *times) for (name, _, batch), times in zip(paths, measured)]
@@ -119,18 +124,26 @@ def format_timings(title, timings):
     original path by each (CPU time moves less with other load on a shared machine), then
     how much faster onnxruntime is than MXNet at batch 1 with the flip test."""
     reference = next(t for t in timings if t.path == ORIGINAL)
-    lines = [title, '  %-32s %5s %9s %9s %10s %10s' % (
+    lines = [title, '  %-44s %5s %9s %9s %10s %10s' % (
         'path', 'batch', 'ms/face', 'cpu ms', 'speed-up', 'cpu ratio')]
     for t in timings:
-        lines.append('  %-32s %5d %9.1f %9.1f %9.2fx %9.2fx' % (
+        lines.append('  %-44s %5d %9.1f %9.1f %9.2fx %9.2fx' % (
             (t.path, t.batch, t.wall_ms, t.cpu_ms) + t.speedup_over(reference)))
-    return '\n'.join(lines + bf16_ratios(timings) + flip_ratio(timings))
+    return '\n'.join(lines + bf16_ratios(timings) + onnxruntime_ratios(timings))
 
 
-def flip_ratio(timings):
-    """The line comparing onnxruntime with MXNet at batch 1 with the flip test."""
-    by_path = {t.path: t for t in timings if t.batch == 1}
-    if LIBRARY_MXNET + FLIP not in by_path or LIBRARY_ONNX + FLIP not in by_path:
-        return []
-    return ['  onnxruntime / MXNet, batch 1 with the flip test: %.2fx faster (CPU time %.2fx)'
-            % by_path[LIBRARY_ONNX + FLIP].speedup_over(by_path[LIBRARY_MXNET + FLIP])]
+def onnxruntime_ratios(timings):
+    """Lines comparing onnxruntime with MXNet at batch 1 with the flip test, and onnxruntime's
+    split batches with its one-session baseline."""
+    pairs = [('onnxruntime / MXNet, batch 1 with the flip test', LIBRARY_ONNX + FLIP, 1,
+              LIBRARY_MXNET + FLIP),
+             ('onnxruntime split / one session, batch 1 with the flip test',
+              LIBRARY_ONNX + FLIP, 1, LIBRARY_ONNX + ONE_SESSION + FLIP)]
+    batches = sorted({t.batch for t in timings if t.path == LIBRARY_ONNX + ONE_SESSION})
+    pairs += [('onnxruntime split / one session, batch %d' % batch, LIBRARY_ONNX, batch,
+               LIBRARY_ONNX + ONE_SESSION) for batch in batches]
+    by_path = {(t.path, t.batch): t for t in timings}
+    return ['  %s: %.2fx faster (CPU time %.2fx)'
+            % ((label,) + by_path[(path, batch)].speedup_over(by_path[(reference, batch)]))
+            for label, path, batch, reference in pairs
+            if (path, batch) in by_path and (reference, batch) in by_path]

@@ -58,15 +58,22 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
     assert [(t.path, t.batch) for t in timings] == [
         (ORIGINAL, 1), (UNFUSED, 1), ('library MXNet', 1), ('library MXNet', 2),
         ('library onnxruntime', 1), ('library onnxruntime', 2),
+        ('library onnxruntime, one session', 2),
         ('library onnxruntime int8', 1), ('library onnxruntime int8', 2),
-        ('library MXNet, flip test', 1), ('library onnxruntime, flip test', 1)]
+        ('library MXNet, flip test', 1), ('library onnxruntime, flip test', 1),
+        ('library onnxruntime, one session, flip test', 1)]
     assert all(t.wall_ms > 0 and t.cpu_ms > 0 for t in timings)
     rows = format_timings('tiny', timings).splitlines()[2:]
-    assert len(rows) == 11 and rows[0].split()[-2:] == ['1.00x', '1.00x']
-    assert all(row.endswith('x') for row in rows[:10])
-    flip = timings[-1].speedup_over(timings[-2])
-    assert rows[10] == ('  onnxruntime / MXNet, batch 1 with the flip test: %.2fx faster '
-                        '(CPU time %.2fx)' % flip)
+    assert len(rows) == 15 and rows[0].split()[-2:] == ['1.00x', '1.00x']
+    assert all(row.endswith('x') for row in rows[:12])
+    ratio = '%.2fx faster (CPU time %.2fx)'
+    assert rows[12:] == [
+        '  onnxruntime / MXNet, batch 1 with the flip test: '
+        + ratio % timings[-2].speedup_over(timings[-3]),
+        '  onnxruntime split / one session, batch 1 with the flip test: '
+        + ratio % timings[-2].speedup_over(timings[-1]),
+        '  onnxruntime split / one session, batch 2: '
+        + ratio % timings[5].speedup_over(timings[6])]
     assert bench_infer.main(['--network', '', '--prefix', tiny_prefix, '--faces', '2',
                              '--batch-size', '2']) == 0
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 import mxnet as mx
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime
 import pytest
 
@@ -11,9 +12,10 @@ import essh
 import symbols
 from data.codec import decode_heatmaps
 from inference import FaceAligner
-from inference.model import HeatmapModel, load_heatmap_model, resolve_backend
-from inference.onnx_export import EXPORT_OPSET, export_onnx as export_onnx_file
-from inference.onnx_model import OnnxHeatmapModel
+from inference.model import FlipTest, HeatmapModel, load_heatmap_model, resolve_backend
+from inference.onnx_export import (EXPORT_OPSET, floor_nearest_upsampling,
+                                   export_onnx as export_onnx_file)
+from inference.onnx_model import OnnxHeatmapModel, available_cpus
 from scripts import export_onnx
 from symbols.checkpoint import save_checkpoint
 
@@ -65,9 +67,65 @@ def test_onnxruntime_agrees_with_mxnet(tiny_prefix, dynamic_onnx, tmp_path):
     assert export_onnx.main(['--prefix', tiny_prefix, '--output', fixed_path,
                              '--batch-size', '2']) == 0
     fixed = load_heatmap_model(fixed_path, backend='onnxruntime', batch_size=16)
-    assert fixed.fixed_batch == 2 and fixed.batch_size == 2
+    assert fixed.fixed_batch == 2 and fixed.batch_size == 2 and fixed.workers == 1
     np.testing.assert_allclose(fixed.predict(crops), reference, rtol=1e-4, atol=1e-4)
     assert dynamic.predict(crops[:0]).shape == (0, 68, 64, 64)
+
+
+def test_nearest_upsampling_is_exported_in_the_form_onnxruntime_keeps_blocked(dynamic_onnx):
+    resizes = [node for node in onnx.load(dynamic_onnx).graph.node if node.op_type == 'Resize']
+    assert resizes
+    for node in resizes:
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        assert attributes['coordinate_transformation_mode'] == b'asymmetric'
+        assert attributes['nearest_mode'] == b'floor'
+
+
+@pytest.mark.parametrize('scale', [2.0, 3.0, 1.5])
+def test_floor_upsampling_rewrite_keeps_every_output_pixel(scale):
+    """For integer scales, half-pixel nearest (MXNet's UpSampling as exported) and asymmetric
+    floor pick the same source pixels; other scales are left as they are."""
+    scales = onnx.numpy_helper.from_array(np.array([1, 1, scale, scale], np.float32), 'scales')
+    roi = onnx.numpy_helper.from_array(np.zeros(0, np.float32), 'roi')
+    node = onnx.helper.make_node('Resize', ['x', 'roi', 'scales'], ['y'], mode='nearest',
+                                 coordinate_transformation_mode='half_pixel')
+    graph = onnx.helper.make_graph(
+        [node], 'up', [onnx.helper.make_tensor_value_info('x', onnx.TensorProto.FLOAT,
+                                                          [1, 2, 5, 7])],
+        [onnx.helper.make_tensor_value_info('y', onnx.TensorProto.FLOAT, None)],
+        initializer=[scales, roi])
+    original = onnx.helper.make_model(graph, opset_imports=[
+        onnx.helper.make_opsetid('', EXPORT_OPSET)])
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(original)
+    floor_nearest_upsampling(rewritten)
+    modes = [onnx.helper.get_attribute_value(a) for a in rewritten.graph.node[0].attribute
+             if a.name == 'coordinate_transformation_mode']
+    assert modes == ([b'half_pixel'] if scale == 1.5 else [b'asymmetric'])
+    x = np.random.RandomState(0).rand(1, 2, 5, 7).astype(np.float32)
+    outputs = [onnxruntime.InferenceSession(model.SerializeToString(),
+                                            providers=['CPUExecutionProvider']).run(
+        None, {'x': x})[0] for model in (original, rewritten)]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    if scale == 2.0:
+        np.testing.assert_array_equal(outputs[0], x.repeat(2, axis=2).repeat(2, axis=3))
+
+
+def test_batches_split_between_single_threaded_sessions_match_one_session(dynamic_onnx):
+    crops = face_like_crops(5, seed=6)
+    one = OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=4, workers=1)
+    split = OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=4, workers=3)
+    assert (one.workers, len(one._worker_sessions), len(split._worker_sessions)) == (1, 0, 3)
+    reference = one.predict(crops)
+    # Chunks of 4 (in three parts: 2 + 1 + 1) and 1 (in the multi-threaded session).
+    np.testing.assert_allclose(split.predict(crops), reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(FlipTest(split).predict(crops[:1]),
+                               FlipTest(one).predict(crops[:1]), rtol=1e-5, atol=1e-5)
+    # By default one worker per CPU, at most the batch size.
+    assert OnnxHeatmapModel.from_file(dynamic_onnx).workers == min(available_cpus(), 16)
+    assert OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=1).workers == 1
+    with pytest.raises(ValueError, match='workers must be at least 1'):
+        OnnxHeatmapModel.from_file(dynamic_onnx, workers=0)
 
 
 def test_aligner_onnxruntime_backend_matches_mxnet(tiny_prefix, dynamic_onnx):
