@@ -55,6 +55,12 @@ TRAINING = {
     'dataset': 'i3d',
     'pretrained': '',
     'pretrained_epoch': 0,
+    # Knowledge distillation (training/distillation.py): a teacher checkpoint whose heatmaps,
+    # mixed in with this weight, become part of the targets; '' for none.
+    'teacher': '',
+    'teacher_epoch': 0,
+    'teacher_weight': 0.5,
+    'teacher_flip_test': False,
     'frequent': 20,
     'verbose': 200,
     'kvstore': 'device',

@@ -29,6 +29,13 @@ def parse_args(argv=None):
                                       "(default: the data set's preset)")
     p.add_argument('--prefix', help='checkpoint prefix: PREFIX-symbol.json, PREFIX-%%04d.params')
     p.add_argument('--pretrained', default='', help='PREFIX,EPOCH of a checkpoint to fine-tune')
+    p.add_argument('--teacher', default='', help='PREFIX,EPOCH of a checkpoint, or a model '
+                   'folder, to distil from: its heatmaps of each training batch are mixed into '
+                   'the targets (same input size, heatmap size and loss as the student)')
+    p.add_argument('--teacher-weight', type=float,
+                   help="the teacher's share of each target, in (0, 1] (default 0.5)")
+    p.add_argument('--teacher-flip-test', action='store_true',
+                   help="average the teacher's maps of each crop and of its mirror image")
     p.add_argument('--resume', action='store_true',
                    help='continue the interrupted run saved under --prefix')
     p.add_argument('--optimizer', choices=OPTIMIZERS)
@@ -95,17 +102,36 @@ def check_args(args):
     check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
     check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
     check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
+    check_range('--teacher-weight', args.teacher_weight, above=0, maximum=1)
     if args.dtype is not None:
         check_dtype(args.dtype)
+
+
+def checkpoint_spec(flag, value, folder_allowed=False):
+    """(prefix, epoch) of a PREFIX,EPOCH flag value; with `folder_allowed`, a value without a
+    comma is a model folder (epoch 0)."""
+    if folder_allowed and ',' not in value:
+        return value, 0
+    prefix, _, epoch = value.rpartition(',')
+    if not prefix or not epoch.isdigit():
+        raise ValueError('%s must be PREFIX,EPOCH%s, got %r'
+                         % (flag, ' or a model folder' if folder_allowed else '', value))
+    return prefix, int(epoch)
 
 
 def build_config(args):
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     if args.pretrained:
-        prefix, _, epoch = args.pretrained.rpartition(',')
-        if not prefix or not epoch.isdigit():
-            raise ValueError('--pretrained must be PREFIX,EPOCH, got %r' % args.pretrained)
-        overrides.update(pretrained=prefix, pretrained_epoch=int(epoch))
+        prefix, epoch = checkpoint_spec('--pretrained', args.pretrained)
+        overrides.update(pretrained=prefix, pretrained_epoch=epoch)
+    if args.teacher:
+        prefix, epoch = checkpoint_spec('--teacher', args.teacher, folder_allowed=True)
+        overrides.update(teacher=prefix, teacher_epoch=epoch,
+                         teacher_flip_test=args.teacher_flip_test)
+    elif args.teacher_weight is not None or args.teacher_flip_test:
+        raise ValueError('--teacher-weight and --teacher-flip-test need --teacher')
+    if args.teacher_weight is not None:
+        overrides['teacher_weight'] = args.teacher_weight
     if args.val_targets:
         overrides['val_targets'] = [t for t in args.val_targets.split(',') if t]
     return config.generate_config(args.network, args.dataset, **overrides)

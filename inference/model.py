@@ -102,7 +102,11 @@ class HeatmapModel:
 
     def predict(self, crops_bgr):
         """(N, S, S, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
-        planes = crops_to_planes(crops_bgr, self.input_size)
+        return self.predict_planes(crops_to_planes(crops_bgr, self.input_size))
+
+    def predict_planes(self, planes):
+        """(N, 3, S, S) float32 RGB planes (crops_to_planes, or a training batch's data) ->
+        (N, 68, h, w) float32 heatmaps."""
         outputs = []
         for start in range(0, len(planes), self.batch_size):
             chunk = planes[start:start + self.batch_size]
@@ -124,15 +128,17 @@ class FlipTest:
     def __init__(self, model):
         self.model = model
         self.input_size, self.heatmap_size = model.input_size, model.heatmap_size
-        self.loss = model.loss
+        self.heatmap_shape, self.loss = model.heatmap_shape, model.loss
 
     def codec(self, decode='argmax'):
         return self.model.codec(decode)
 
     def predict(self, crops_bgr):
-        crops = np.asarray(crops_bgr)
-        maps = self.model.predict(np.concatenate([crops, crops[:, :, ::-1]]))
-        count = len(crops)
+        return self.predict_planes(crops_to_planes(crops_bgr, self.input_size))
+
+    def predict_planes(self, planes):
+        maps = self.model.predict_planes(np.concatenate([planes, planes[..., ::-1]]))
+        count = len(planes)
         if maps.shape[1] != len(FLIP_ORDER):
             raise ValueError('flip test needs the 68-point mirror permutation, the model '
                              'predicts %d maps' % maps.shape[1])

@@ -116,7 +116,11 @@ class OnnxHeatmapModel:
 
     def predict(self, crops_bgr):
         """(N, S, S, 3) uint8 BGR crops -> (N, 68, h, w) float32 heatmaps."""
-        planes = crops_to_planes(crops_bgr, self.input_size)
+        return self.predict_planes(crops_to_planes(crops_bgr, self.input_size))
+
+    def predict_planes(self, planes):
+        """(N, 3, S, S) float32 RGB planes -> (N, 68, h, w) float32 heatmaps."""
+        planes = np.ascontiguousarray(planes, dtype=np.float32)
         outputs = [self._run(planes[start:start + self.batch_size])
                    for start in range(0, len(planes), self.batch_size)]
         if not outputs:

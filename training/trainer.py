@@ -23,6 +23,7 @@ import numpy as np
 from symbols import checkpoint, get_symbol, initializer
 from symbols.precision import MIN_BF16_TRAINING_CHANNELS, bf16_training_graph, check_dtype
 
+from .distillation import Teacher
 from .optimizer import create_optimizer, restore_scalar_state, scalar_state
 from .progress import EpochBars, RunLog
 from .resume import load_resume_state, resume_files, save_resume_state, state_path
@@ -178,6 +179,7 @@ class Trainer:
             self.module.init_optimizer(kvstore=kvstore, optimizer=self.optimizer)
         if states_path and not self.distributed:
             self.module.load_optimizer_states(states_path)
+        self.teacher = self._teacher(contexts[0])
         self.validator = Validator(self.symbol, contexts[0],
                                    (val_iters or {}) if self.is_chief else {}, cfg)
         log_name = '%s-log.jsonl' % self.prefix if self.is_chief \
@@ -200,6 +202,19 @@ class Trainer:
                     '%d of the convolutions (grouped, fewer than %d channels, or mis-typed by '
                     'AMP)', len(float32), MIN_BF16_TRAINING_CHANNELS)
         return graph
+
+    def _teacher(self, ctx):
+        """The Teacher of cfg['teacher'] on `ctx`, or None when the run distils from none."""
+        if not self.cfg.get('teacher'):
+            return None
+        if self.cfg['losstype'] != 'heatmap':
+            raise ValueError('--teacher needs heatmap targets, this run trains on %s'
+                             % self.cfg['losstype'])
+        label_shape = self.train_iter.provide_label[0][1][1:]
+        return Teacher(self.cfg['teacher'], self.cfg['teacher_epoch'],
+                       self.cfg['teacher_weight'], self.cfg['teacher_flip_test'],
+                       self.cfg['net_loss'], self.cfg['input_img_size'], label_shape, ctx=ctx,
+                       batch_size=self.batch_size)
 
     def _initial_params(self, resume):
         """(arg, aux, optimizer-states path, optimizer scalars) from a resume state, a pretrained
@@ -280,7 +295,10 @@ class Trainer:
 
     def train_batch(self):
         """Train on the next batch; returns the mean per-stack heatmap loss."""
-        loss = self._step(self._next_batch())
+        batch = self._next_batch()
+        if self.teacher is not None:
+            batch = self.teacher.relabel(batch)
+        loss = self._step(batch)
         self.batch += 1
         return loss
 
