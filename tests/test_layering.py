@@ -15,7 +15,8 @@ LAYERS = {
     'data': 1,
     'symbols': 2,
     'essh': 3, 'evaluation': 3,
-    'training': 4, 'inference': 4,
+    'inference': 4,
+    'training': 5,      # distillation runs a teacher through inference's predictor
 }
 CLIS = ('train.py', 'test.py', 'evaluate.py')
 
