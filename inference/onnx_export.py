@@ -14,8 +14,8 @@ with half-pixel coordinates, which onnxruntime's blocked-layout (NCHWc) pass doe
 the tensors were reordered out of that layout and back around each of them, and the
 BatchNorm/ReLU/Add next to them stayed unfused. For an integer scale, half-pixel coordinates
 rounded to the nearest pixel pick the same source pixel as asymmetric coordinates rounded down
-(output x reads input floor(x / scale)), and onnxruntime takes that form; the shipped model's
-forward got about 10% faster (docs/benchmarks.md).
+(output x reads input floor(x / scale)), and onnxruntime takes that form: the shipped model
+got about 20% faster per face (docs/benchmarks.md).
 """
 import json
 import logging
