@@ -122,7 +122,7 @@ def bf16_ratios(timings):
 def format_timings(title, timings):
     """A small table: path, batch, wall and CPU ms per face and the speed-ups over the
     original path by each (CPU time moves less with other load on a shared machine), then
-    how much faster onnxruntime is than MXNet at batch 1 with the flip test."""
+    the ratios of onnxruntime_ratios."""
     reference = next(t for t in timings if t.path == ORIGINAL)
     lines = [title, '  %-44s %5s %9s %9s %10s %10s' % (
         'path', 'batch', 'ms/face', 'cpu ms', 'speed-up', 'cpu ratio')]

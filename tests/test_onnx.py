@@ -117,8 +117,14 @@ def test_batches_split_between_single_threaded_sessions_match_one_session(dynami
     split = OnnxHeatmapModel.from_file(dynamic_onnx, batch_size=4, workers=3)
     assert (one.workers, len(one._worker_sessions), len(split._worker_sessions)) == (1, 0, 3)
     reference = one.predict(crops)
-    # Chunks of 4 (in three parts: 2 + 1 + 1) and 1 (in the multi-threaded session).
+    ran, run_in = [], split._run_in
+    split._run_in = lambda session, planes: ran.append((session, len(planes))) or run_in(
+        session, planes)
     np.testing.assert_allclose(split.predict(crops), reference, rtol=1e-5, atol=1e-5)
+    # Chunks of 4 (in three parts: 2 + 1 + 1, one per worker) and 1 (the multi-threaded session).
+    assert sorted((split._worker_sessions.index(s), n) for s, n in ran[:3]) == [
+        (0, 2), (1, 1), (2, 1)]
+    assert ran[3:] == [(split._session, 1)]
     np.testing.assert_allclose(FlipTest(split).predict(crops[:1]),
                                FlipTest(one).predict(crops[:1]), rtol=1e-5, atol=1e-5)
     # By default one worker per CPU, at most the batch size.
