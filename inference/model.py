@@ -35,6 +35,16 @@ def crops_to_planes(crops_bgr, input_size):
     return np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
 
 
+def heatmaps_in_chunks(run_chunk, planes, batch_size, heatmap_shape):
+    """The (N, *heatmap_shape) heatmaps of `planes`, from `run_chunk` called on chunks of at
+    most `batch_size` planes. A lone chunk's output is returned as it is, not copied."""
+    outputs = [run_chunk(planes[start:start + batch_size])
+               for start in range(0, len(planes), batch_size)]
+    if not outputs:
+        return np.zeros((0,) + tuple(heatmap_shape), dtype=np.float32)
+    return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
 class HeatmapModel:
     """Batched forward of a heatmap network: BGR face crops -> 68 heatmaps each.
 
@@ -107,16 +117,13 @@ class HeatmapModel:
     def predict_planes(self, planes):
         """(N, 3, S, S) float32 RGB planes (crops_to_planes, or a training batch's data) ->
         (N, 68, h, w) float32 heatmaps."""
-        outputs = []
-        for start in range(0, len(planes), self.batch_size):
-            chunk = planes[start:start + self.batch_size]
-            executor = self._executor(len(chunk))
-            executor.arg_dict['data'][:] = chunk
-            executor.forward(is_train=False)
-            outputs.append(executor.outputs[0].asnumpy())
-        if not outputs:
-            return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        return heatmaps_in_chunks(self._run_chunk, planes, self.batch_size, self.heatmap_shape)
+
+    def _run_chunk(self, chunk):
+        executor = self._executor(len(chunk))
+        executor.arg_dict['data'][:] = chunk
+        executor.forward(is_train=False)
+        return executor.outputs[0].asnumpy()
 
 
 class FlipTest:

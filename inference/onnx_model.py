@@ -12,7 +12,7 @@ import onnxruntime
 from data.codec import HeatmapCodec
 from symbols.heatmap_net import SIZES
 
-from .model import LOSS_METADATA_KEY, crops_to_planes
+from .model import LOSS_METADATA_KEY, crops_to_planes, heatmaps_in_chunks
 
 _ORT = onnxruntime.capi.onnxruntime_pybind11_state
 # onnxruntime's errors derive from Exception only.
@@ -69,9 +69,10 @@ class OnnxHeatmapModel:
             self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None
             self.batch_size = self.fixed_batch or int(batch_size)
             self.workers = 1 if self.fixed_batch else workers
+            split = self.workers > 1
             self._worker_sessions = [_single_threaded_session(payload)
-                                     for _ in range(self.workers if self.workers > 1 else 0)]
-            self._pool = ThreadPoolExecutor(self.workers) if self._worker_sessions else None
+                                     for _ in range(self.workers)] if split else []
+            self._pool = ThreadPoolExecutor(self.workers) if split else None
             probe = np.zeros((1, 3, self.input_size, self.input_size), np.float32)
             self.heatmap_shape = tuple(self._run(probe).shape[1:])
             self.heatmap_size = self.heatmap_shape[-1]
@@ -120,12 +121,8 @@ class OnnxHeatmapModel:
 
     def predict_planes(self, planes):
         """(N, 3, S, S) float32 RGB planes -> (N, 68, h, w) float32 heatmaps."""
-        planes = np.ascontiguousarray(planes, dtype=np.float32)
-        outputs = [self._run(planes[start:start + self.batch_size])
-                   for start in range(0, len(planes), self.batch_size)]
-        if not outputs:
-            return np.zeros((0,) + self.heatmap_shape, dtype=np.float32)
-        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        return heatmaps_in_chunks(self._run, np.ascontiguousarray(planes, dtype=np.float32),
+                                  self.batch_size, self.heatmap_shape)
 
 
 def _single_threaded_session(payload):
