@@ -9,6 +9,8 @@ machine the wall times move with it, the CPU times much less.
 
     python scripts/bench_infer.py
     python scripts/bench_infer.py --prefix models/model-hg2d3-cab/model --epoch 0
+    python scripts/bench_infer.py --network hg2d4-resnet --net-stacks 1 --multiplier 0.3125
+        # the shipped model's graph made wider, timed beside the shipped model
 """
 import argparse
 import os
@@ -31,6 +33,10 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--network', default='hg2d3-cab',
                         help='zoo network timed with random weights ("" to skip)')
+    parser.add_argument('--multiplier', type=float,
+                        help='width multiplier of --network (default: its own)')
+    parser.add_argument('--net-stacks', type=int,
+                        help='stack count of --network (default: its own)')
     parser.add_argument('--prefix', help='checkpoint prefix to time as well (default: the '
                         'shipped model when present; "" to skip)')
     parser.add_argument('--epoch', type=int, default=0)
@@ -57,8 +63,13 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as scratch:
             runs = []
             if args.network:
-                prefix = save_random_checkpoint(os.path.join(scratch, 'model'), args.network)
-                runs.append(('%s (random weights)' % args.network, prefix, 0))
+                overrides = {key: value for key, value in (('multiplier', args.multiplier),
+                                                           ('net_stacks', args.net_stacks))
+                             if value is not None}
+                prefix = save_random_checkpoint(os.path.join(scratch, 'model'), args.network,
+                                                **overrides)
+                shown = ''.join(', %s %s' % item for item in sorted(overrides.items()))
+                runs.append(('%s%s (random weights)' % (args.network, shown), prefix, 0))
             if args.prefix:
                 runs.append((args.prefix, args.prefix, args.epoch))
             for title, prefix, epoch in runs:

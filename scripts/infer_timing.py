@@ -39,9 +39,10 @@ class Timing:
         return reference.wall_ms / self.wall_ms, reference.cpu_ms / self.cpu_ms
 
 
-def save_random_checkpoint(prefix, network):
-    """A random-weight checkpoint of a zoo network (for timing only); returns the prefix."""
-    symbol = symbols.get_symbol(network)
+def save_random_checkpoint(prefix, network, **overrides):
+    """A random-weight checkpoint of a zoo network, with config `overrides` such as
+    multiplier=0.5 (for timing only); returns the prefix."""
+    symbol = symbols.get_symbol(network, **overrides)
     arg_params, aux_params = symbols.init_params(symbol, (1, 3, INPUT_SIZE, INPUT_SIZE))
     save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
     return prefix

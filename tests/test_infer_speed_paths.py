@@ -8,7 +8,7 @@ from helpers import face_like_crops, save_tiny_checkpoint
 from data.codec import decode_heatmaps
 from scripts.original_infer import PerFaceBaseline
 from scripts.infer_timing import (LIBRARY_MXNET, LIBRARY_MXNET_BF16, ORIGINAL, UNFUSED,
-                                  benchmark_checkpoint, format_timings)
+                                  benchmark_checkpoint, format_timings, save_random_checkpoint)
 from inference.model import HeatmapModel
 from scripts import bench_infer
 from symbols.precision import bf16_unsupported_reason, cpu_flags
@@ -79,6 +79,17 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
     out = capsys.readouterr().out
     assert ORIGINAL in out and 'library onnxruntime int8' in out and 'load average' in out
     assert bench_infer.main(['--faces', '0']) == 2
+
+
+def test_random_network_takes_width_and_stack_overrides(tmp_path):
+    """bench_infer --multiplier/--net-stacks time a zoo graph made wider or shallower: the
+    saved graph must be the overridden one, not the zoo default."""
+    from symbols.checkpoint import load_params, params_path
+    prefix = save_random_checkpoint(str(tmp_path / 'wide'), 'hg2d4-resnet', net_stacks=1,
+                                    multiplier=0.3125)
+    arg, _ = load_params(params_path(prefix, 0))
+    assert arg['heatmap_weight'].shape == (68, 80, 1, 1)     # int(256 * 0.3125) channels
+    assert not any(name.startswith('stack1_') for name in arg)
 
 
 @pytest.mark.skipif(NO_BF16 is not None, reason=NO_BF16 or 'bf16 CPU')
