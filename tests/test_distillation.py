@@ -51,8 +51,9 @@ def save_teacher(prefix, net_loss='ce', data=None, label=None):
 
 def student_teacher_gap(prefix, teacher_prefix, data):
     """Mean KL divergence of the student's map softmax from the teacher's, on `data`."""
-    student = spatial_softmax(load_heatmap_model(prefix, 0).predict_planes(data))
-    teacher = spatial_softmax(load_heatmap_model(teacher_prefix, 0).predict_planes(data))
+    student = spatial_softmax(load_heatmap_model(prefix, 0).predict_planes(data), np.float64)
+    teacher = spatial_softmax(load_heatmap_model(teacher_prefix, 0).predict_planes(data),
+                              np.float64)
     return float(np.mean(np.sum(teacher * (np.log(teacher) - np.log(student)), axis=(2, 3))))
 
 
@@ -68,7 +69,7 @@ def test_student_trained_on_teacher_targets_moves_towards_the_teacher(tmp_path):
                                        label_name='softmax_label')
         prefix = tmp_path / name
         trainer = Trainer(tiny_config(prefix, net_loss='ce', lr=1e-2, **extra), [mx.cpu()],
-                          train_iter, 8, max_batches=30)
+                          train_iter, 8, max_batches=60)
         start = save_weights(trainer, tmp_path / ('%s-start' % name))
         gaps[name + ' start'] = student_teacher_gap(start, teacher, data)
         if name == 'distilled':
@@ -82,7 +83,10 @@ def test_student_trained_on_teacher_targets_moves_towards_the_teacher(tmp_path):
         trainer.run()
         gaps[name] = student_teacher_gap(save_weights(trainer, prefix), teacher, data)
     # Both runs start from the same weights. Trained on the labels the student moves far from
-    # the teacher (KL 0.20 -> 2.7 seen); trained on the teacher's maps it comes closer (0.18).
+    # the teacher (KL 0.20 -> 2.7 seen after 30 batches); trained on the teacher's maps it
+    # comes closer: 0.13-0.16 after 60 batches in three runs whose targets differed only in
+    # the last bits. After 30 batches the same three ended at 0.18-0.20, too near the start to
+    # tell: the run is that sensitive to rounding, so 60.
     assert gaps['plain start'] == pytest.approx(gaps['distilled start'])
     assert gaps['distilled'] < gaps['distilled start']
     assert gaps['distilled'] < 0.2 * gaps['plain']
