@@ -11,6 +11,7 @@ from scripts.infer_timing import (LIBRARY_MXNET, LIBRARY_MXNET_BF16, ORIGINAL, U
                                   benchmark_checkpoint, format_timings, save_random_checkpoint)
 from inference.model import HeatmapModel
 from scripts import bench_infer
+from symbols.checkpoint import load_params, params_path
 from symbols.precision import bf16_unsupported_reason, cpu_flags
 
 NO_BF16 = bf16_unsupported_reason(cpu_flags())
@@ -84,7 +85,6 @@ def test_benchmark_times_every_path(tiny_prefix, capsys):
 def test_random_network_takes_width_and_stack_overrides(tmp_path):
     """bench_infer --multiplier/--net-stacks time a zoo graph made wider or shallower: the
     saved graph must be the overridden one, not the zoo default."""
-    from symbols.checkpoint import load_params, params_path
     prefix = save_random_checkpoint(str(tmp_path / 'wide'), 'hg2d4-resnet', net_stacks=1,
                                     multiplier=0.3125)
     arg, _ = load_params(params_path(prefix, 0))
