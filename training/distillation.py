@@ -42,7 +42,8 @@ def mixed_targets(labels, teacher_maps, loss, weight):
         targets = spatial_softmax(teacher_maps)
         targets *= weight * labels.sum(axis=(2, 3), keepdims=True, dtype=np.float32)
     else:
-        targets = weight * teacher_maps.astype(np.float32)
+        targets = teacher_maps.astype(np.float32)
+        targets *= weight
     targets += (1.0 - weight) * labels
     return targets
 
