@@ -20,8 +20,12 @@ BASE = {
     'gaussian': 1,              # heatmap sigma
     'target_encoding': 'cell',  # Gaussian target on the truncated cell, or 'subpixel'
     'per_batch_size': 16,
-    # Training augmentation beyond the original's (docs/data-format.md §5.1), off by default:
-    # crop-centre shift sigma (fraction of the crop side), occluder probability, colour gains.
+    # Training augmentation (docs/data-format.md §5). The original's rotation range (whole
+    # degrees in [-40, 40)) and scale sigma (ratio clip(1 + 0.2 N, 0.8, 1.2)):
+    'aug_rotation': 40,
+    'aug_scale': 0.2,
+    # Beyond the original's (§5.1), off by default: crop-centre shift sigma (fraction of the
+    # crop side), occluder probability, colour gains.
     'aug_shift': 0.0,
     'aug_occlusion': 0.0,
     'aug_color': 0.0,

@@ -58,6 +58,10 @@ def parse_args(argv=None):
     p.add_argument('--target-encoding', choices=TARGET_ENCODINGS,
                    help="where each target Gaussian sits: 'cell', the truncated heatmap cell "
                         "(the original's), or 'subpixel', the point's exact position")
+    p.add_argument('--aug-rotation', type=int, help='rotations are whole degrees in '
+                   '[-N, N) (default 40, the original\'s; 0: none)')
+    p.add_argument('--aug-scale', type=float, help='sigma of the crop-side ratio, clipped at 1 '
+                   'sigma (default 0.2, the original\'s: x0.8..1.2)')
     p.add_argument('--aug-shift', type=float, help='sigma of a random crop-centre shift per '
                    'axis, as a fraction of the crop side (0: none, as the original; clipped '
                    'at 2 sigma)')
@@ -87,7 +91,7 @@ def parse_args(argv=None):
 CONFIG_FLAGS = ('data_dir', 'prefix', 'optimizer', 'lr', 'wd', 'per_batch_size', 'lr_epoch_step',
                 'ckpt', 'exf', 'frequent', 'verbose', 'net_block', 'net_n', 'net_stacks',
                 'multiplier', 'net_loss', 'kvstore', 'val_top_shift', 'target_encoding',
-                'aug_shift', 'aug_occlusion', 'aug_color', 'dtype')
+                'aug_rotation', 'aug_scale', 'aug_shift', 'aug_occlusion', 'aug_color', 'dtype')
 
 
 def check_args(args):
@@ -99,6 +103,8 @@ def check_args(args):
     check_range('--lr', args.lr, above=0)
     check_range('--multiplier', args.multiplier, above=0)
     check_range('--val-top-shift', args.val_top_shift, minimum=0, maximum=ALIGN_SIZE)
+    check_range('--aug-rotation', args.aug_rotation, minimum=0, maximum=180)
+    check_range('--aug-scale', args.aug_scale, minimum=0, maximum=0.5)
     check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
     check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
     check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)

@@ -10,6 +10,7 @@ from .codec import heatmap_cells, heatmap_centres, mirror_cells
 from .landmarks import FLIP_ORDER
 from .geometry import compose_affine, crop_transform, protocol_crop, warp_points
 
+# The original's geometric draws; `Augmentation.rotation` and `.scale` can narrow them.
 MAX_ROTATION = 40        # degrees; drawn as an integer in [-40, 40)
 SCALE_SIGMA = 0.2        # crop side = base_scale * clip(1 + 0.2 N(0, 1), 0.8, 1.2)
 MAX_TRIES = 3            # new draws while a landmark falls outside the crop
@@ -21,21 +22,28 @@ OCCLUDER_SIDES = (0.15, 0.45)   # occluder width and height, as fractions of the
 
 
 @dataclass(frozen=True)
-class ExtraAugmentation:
-    """Augmentation beyond the original's. `shift`: sigma of the crop-centre shift per axis,
-    as a fraction of the crop side (detector boxes sit off the protocol box's centre);
-    `occlusion`: probability of one random rectangle of flat colour or noise over the crop;
-    `color`: half-range of the random contrast and brightness gains (0.2: x0.8..1.2)."""
+class Augmentation:
+    """The training augmentation's settings; the defaults are the original's.
+
+    `rotation`: rotations are whole degrees in [-rotation, rotation) (0: none);
+    `scale`: the crop side's ratio is clip(1 + scale N(0, 1), 1 - scale, 1 + scale).
+    Beyond the original's (0: off): `shift`, sigma of the crop-centre shift per axis, as a
+    fraction of the crop side (detector boxes sit off the protocol box's centre); `occlusion`,
+    probability of one random rectangle of flat colour or noise over the crop; `color`,
+    half-range of the random contrast and brightness gains (0.2: x0.8..1.2)."""
+    rotation: int = MAX_ROTATION
+    scale: float = SCALE_SIGMA
     shift: float = 0.0
     occlusion: float = 0.0
     color: float = 0.0
 
     @classmethod
     def from_config(cls, cfg):
-        return cls(cfg['aug_shift'], cfg['aug_occlusion'], cfg['aug_color'])
+        return cls(cfg['aug_rotation'], cfg['aug_scale'], cfg['aug_shift'],
+                   cfg['aug_occlusion'], cfg['aug_color'])
 
 
-NO_EXTRA = ExtraAugmentation()
+ORIGINAL_AUGMENTATION = Augmentation()
 
 # image: (S, S, 3) uint8 crop; points: (68, 2) float64 x/y in crop pixels; cells: (68, 2)
 # int32 heatmap cells; centres: (68, 2) float64 positions on the heatmap (the sub-pixel
@@ -43,10 +51,11 @@ NO_EXTRA = ExtraAugmentation()
 Crop = namedtuple('Crop', 'image points cells centres transform')
 
 
-def draw_crop_params(rng, base_scale):
-    """One (rotation in degrees, crop side in record pixels) draw, in the original's order."""
-    rotation = rng.randint(-MAX_ROTATION, MAX_ROTATION)
-    ratio = min(1 + SCALE_SIGMA, max(1 - SCALE_SIGMA, rng.randn() * SCALE_SIGMA + 1))
+def draw_crop_params(rng, base_scale, max_rotation=MAX_ROTATION, scale_sigma=SCALE_SIGMA):
+    """One (rotation in degrees, crop side in record pixels) draw, in the original's order.
+    A rotation range of 0 draws no rotation; the scale is drawn whatever its sigma."""
+    rotation = rng.randint(-max_rotation, max_rotation) if max_rotation > 0 else 0
+    ratio = min(1 + scale_sigma, max(1 - scale_sigma, rng.randn() * scale_sigma + 1))
     return rotation, int(base_scale * ratio)
 
 
@@ -81,14 +90,15 @@ def jitter_color(image, rng, amount):
     return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
 
-def photometric(crop, rng, extra):
-    """The crop with the occluder and colour draws of `extra` applied (landmarks unchanged)."""
+def photometric(crop, rng, settings):
+    """The crop with the occluder and colour draws of `settings` (Augmentation) applied
+    (landmarks unchanged)."""
     image = crop.image
-    if extra.occlusion > 0 and rng.rand() < extra.occlusion:
+    if settings.occlusion > 0 and rng.rand() < settings.occlusion:
         image = image.copy()
         occlude(image, rng)
-    if extra.color > 0:
-        image = jitter_color(image, rng, extra.color)
+    if settings.color > 0:
+        image = jitter_color(image, rng, settings.color)
     return crop._replace(image=image)
 
 
@@ -121,24 +131,26 @@ def flip_crop(crop, label_size):
 
 
 def augment(image, points, rng, input_size=128, label_size=64, base_scale=256, coherent=False,
-            extra=NO_EXTRA):
+            settings=ORIGINAL_AUGMENTATION):
     """Training crops of one record image (x/y points in its pixels), or None when a landmark
     left the crop in all MAX_TRIES draws.
 
     Returns [crop], randomly flipped with p = 0.5, or with `coherent` the pair
-    [crop, flip_crop(crop)] and no random flip. `extra` (ExtraAugmentation) adds a crop-centre
-    shift to each try and an occluder and colour gains before the flip.
+    [crop, flip_crop(crop)] and no random flip. `settings` (Augmentation) sets the rotation and
+    scale ranges, and can add a crop-centre shift to each try and an occluder and colour gains
+    before the flip.
     """
     record_centre = np.array([image.shape[1] // 2, image.shape[0] // 2], dtype=np.float64)
     for _ in range(MAX_TRIES):
-        rotation, scale = draw_crop_params(rng, base_scale)
-        centre = record_centre + draw_shift(rng, extra.shift, scale)
+        rotation, scale = draw_crop_params(rng, base_scale, settings.rotation, settings.scale)
+        centre = record_centre + draw_shift(rng, settings.shift, scale)
         transform = crop_transform(centre, input_size, scale, rotation)
         if points_inside(warp_points(points, transform), input_size):
             break
     else:
         return None
-    crop = photometric(make_crop(image, points, transform, input_size, label_size), rng, extra)
+    crop = photometric(make_crop(image, points, transform, input_size, label_size), rng,
+                       settings)
     if coherent:
         return [crop, flip_crop(crop, label_size)]
     if rng.rand() < FLIP_PROBABILITY:

@@ -14,7 +14,7 @@ import weakref
 import mxnet as mx
 import numpy as np
 
-from .augment import ExtraAugmentation
+from .augment import Augmentation
 from .codec import HeatmapCodec
 from .landmarks import NUM_LANDMARKS
 from .records import RecordFile
@@ -85,7 +85,7 @@ class FaceSegIter(mx.io.DataIter):
             self.records, aug_level, self.input_size, self.label_size, cfg['base_scale'],
             cfg['label_xfirst'], self.coherent,
             top_shift if top_shift is not None else top_shift_for(self.records.rec_path),
-            ExtraAugmentation.from_config(cfg))
+            Augmentation.from_config(cfg))
         workers = os.cpu_count() if num_workers is None else num_workers
         self._stream = SampleStream(loader, workers)
         self._finalizer = weakref.finalize(self, self._stream.close)

@@ -10,7 +10,7 @@ import struct
 import cv2
 import numpy as np
 
-from .augment import NO_EXTRA, augment, validation_crop
+from .augment import ORIGINAL_AUGMENTATION, augment, validation_crop
 from .recordio import RecordError, unpack_record
 
 # A record is rejected when a landmark lies farther outside its image than this fraction of
@@ -33,7 +33,8 @@ class SampleLoader:
     """
 
     def __init__(self, records, aug_level, input_size=128, label_size=64, base_scale=256,
-                 label_xfirst=False, coherent=False, top_shift=None, extra=NO_EXTRA):
+                 label_xfirst=False, coherent=False, top_shift=None,
+                 augmentation=ORIGINAL_AUGMENTATION):
         self.records = records
         self.aug_level = aug_level
         self.input_size, self.label_size = input_size, label_size
@@ -41,7 +42,7 @@ class SampleLoader:
         self.label_xfirst = label_xfirst
         self.coherent = coherent
         self.top_shift = top_shift
-        self.extra = extra
+        self.augmentation = augmentation
 
     def decode(self, offset):
         """(BGR image, (68, 2) x/y points) of the record at `offset`; ValueError if unusable."""
@@ -68,7 +69,8 @@ class SampleLoader:
                                          self.label_size)]
             else:
                 crops = augment(image, points, np.random.RandomState(seed), self.input_size,
-                                self.label_size, self.base_scale, self.coherent, self.extra)
+                                self.label_size, self.base_scale, self.coherent,
+                                self.augmentation)
         except ValueError as err:
             return key, None, str(err)
         if crops is None:

@@ -35,6 +35,10 @@ def parse_args(argv=None):
                         help='training .rec on which to update the BatchNorm statistics, as '
                              'training does (one pass, with the augmentation below); without '
                              'it the saved statistics are averaged like the weights')
+    parser.add_argument('--aug-rotation', type=int, default=40,
+                        help="the run's train.py --aug-rotation (for --bn-rec)")
+    parser.add_argument('--aug-scale', type=float, default=0.2,
+                        help="the run's train.py --aug-scale (for --bn-rec)")
     parser.add_argument('--aug-shift', type=float, default=0.0,
                         help="the run's train.py --aug-shift (for --bn-rec)")
     parser.add_argument('--aug-occlusion', type=float, default=0.0,
@@ -49,6 +53,7 @@ def parse_args(argv=None):
 def _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size):
     """The BatchNorm statistics after one augmented training pass over --bn-rec."""
     cfg = generate_config(input_img_size=input_size, output_label_size=heatmap_size,
+                          aug_rotation=args.aug_rotation, aug_scale=args.aug_scale,
                           aug_shift=args.aug_shift, aug_occlusion=args.aug_occlusion,
                           aug_color=args.aug_color)
     faces = FaceSegIter(args.bn_rec, args.batch_size, cfg, aug_level=1, shuffle=True,

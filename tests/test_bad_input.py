@@ -104,6 +104,8 @@ CASES = [
      '--multiplier must be > 0'),
     ('train-aug-shift-too-large', 'train.py', lambda p: train_args(p, '--aug-shift', '0.5'),
      '--aug-shift must be in 0..0.25'),
+    ('train-aug-rotation-above-180', 'train.py',
+     lambda p: train_args(p, '--aug-rotation', '200'), '--aug-rotation must be in 0..180'),
     ('train-aug-occlusion-above-1', 'train.py',
      lambda p: train_args(p, '--aug-occlusion', '1.5'), '--aug-occlusion must be in 0..1'),
     ('train-net-stacks-0', 'train.py', lambda p: train_args(p, '--net-stacks', '0'),

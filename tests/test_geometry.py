@@ -140,19 +140,40 @@ def test_extra_augmentation_off_keeps_the_original_draws():
     image = np.random.RandomState(8).randint(0, 255, (384, 384, 3)).astype(np.uint8)
     plain = augment.augment(image, _face(3), np.random.RandomState(9))
     explicit = augment.augment(image, _face(3), np.random.RandomState(9),
-                               extra=augment.ExtraAugmentation(0.0, 0.0, 0.0))
+                               settings=augment.Augmentation(40, 0.2, 0.0, 0.0, 0.0))
     assert np.array_equal(plain[0].image, explicit[0].image)
     assert np.array_equal(plain[0].transform, explicit[0].transform)
+
+
+def test_narrowed_rotation_and_scale_ranges_over_1000_draws():
+    rng = np.random.RandomState(0)
+    draws = np.array([augment.draw_crop_params(rng, 256, 10, 0.05) for _ in range(1000)])
+    rotations, scales = draws[:, 0], draws[:, 1]
+    assert rotations.min() == -10 and rotations.max() == 9
+    assert scales.min() == int(256 * 0.95) and scales.max() == int(256 * 1.05)
+    assert 0.1 < np.mean(scales == int(256 * 0.95)) < 0.22
+
+
+def test_no_rotation_and_no_scale_give_the_protocol_geometry():
+    # Records hold the protocol crop square at 256 px around their centre
+    # (docs/data-format.md §3), so without rotation, scale or shift every training crop is
+    # that square scaled onto the input: an axis-aligned halving about the centre.
+    image = np.random.RandomState(8).randint(0, 255, (384, 384, 3)).astype(np.uint8)
+    rng = np.random.RandomState(12)
+    for _ in range(20):
+        crop = augment.augment(image, _face(3), rng, coherent=True,
+                               settings=augment.Augmentation(rotation=0, scale=0.0))[0]
+        assert np.allclose(crop.transform, [[0.5, 0, -32], [0, 0.5, -32]])
 
 
 def test_box_jitter_shifts_the_crop_centre_by_the_configured_sigma():
     image = np.zeros((384, 384, 3), np.uint8)
     points = _face(0) * 0.5 + 96    # a small face, so no draw is refused
     rng = np.random.RandomState(10)
-    extra = augment.ExtraAugmentation(shift=0.05)
+    settings = augment.Augmentation(shift=0.05)
     shifts = []
     for _ in range(400):
-        crop = augment.augment(image, points, rng, extra=extra)[0]
+        crop = augment.augment(image, points, rng, settings=settings)[0]
         # Where the record centre lands in the crop, relative to the crop centre and side.
         centre = geometry.warp_points(np.array([[192.0, 192.0]]), crop.transform)[0]
         shifts.append((centre - 64) / 128)
@@ -169,7 +190,7 @@ def test_occluder_and_colour_change_pixels_not_landmarks():
     # Coherent pairs have no random flip, so both calls crop alike.
     plain = augment.augment(image, points, np.random.RandomState(11), coherent=True)[0]
     occluded = augment.augment(image, points, np.random.RandomState(11), coherent=True,
-                               extra=augment.ExtraAugmentation(occlusion=1.0))[0]
+                               settings=augment.Augmentation(occlusion=1.0))[0]
     assert np.array_equal(plain.points, occluded.points)
     changed = np.any(occluded.image != plain.image, axis=2).mean()
     assert 0.15 ** 2 * 0.9 <= changed <= 0.45 ** 2 + 0.01

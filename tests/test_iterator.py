@@ -221,3 +221,10 @@ def test_subpixel_targets_and_extra_augmentation_reach_the_batches(rec, cfg):
                      for c in (cfg, augmented_cfg))
     assert not np.array_equal(first.data[0].asnumpy(), second.data[0].asnumpy())
     assert not np.array_equal(first.transforms, second.transforms)
+    # --aug-rotation 0 --aug-scale 0 reach the crops: every one is the record's protocol
+    # square, unrotated, at the input's scale (docs/data-format.md §3), some mirrored.
+    upright = FaceSegIter(rec, 4, dict(cfg, aug_rotation=0, aug_scale=0.0), num_workers=0,
+                          seed=1).next()
+    ratio = cfg['input_img_size'] / cfg['base_scale']
+    linear = np.asarray(upright.transforms)[:, :, :2]
+    assert np.allclose(np.abs(linear), [[ratio, 0], [0, ratio]])
