@@ -52,6 +52,10 @@ def parse_args(argv=None):
                         help='with --use-essh: predict again on the protocol crop of the '
                              'detection pass\'s landmarks, with --top-shift (docs/protocol.md '
                              '§8.1)')
+    parser.add_argument('--tilt', type=float, default=0.0,
+                        help='turn every ground-truth crop by this many degrees about its '
+                             'centre after the alignment (not the original\'s): accuracy on '
+                             'in-plane rotation that no alignment removed')
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
     parser.add_argument('--decode', choices=DECODE_METHODS, default='argmax',
                         help='heatmap decoding: the original integer argmax, a parabola fit '
@@ -91,6 +95,10 @@ def check_args(args):
     check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
     if args.refine and not args.use_essh:
         raise ValueError('--refine refines a detection crop; it needs --use-essh')
+    check_range('--tilt', args.tilt, minimum=-180, maximum=180)
+    if args.tilt and args.use_essh:
+        raise ValueError('--tilt turns the ground-truth crop; it cannot be combined with '
+                         '--use-essh')
 
 
 def _main(argv=None):
@@ -112,7 +120,8 @@ def _main(argv=None):
     top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
                           decode=args.decode, batch_size=args.batch_size, detector=detector,
-                          floor_ground_truth=not args.unfloored_gt, refine=args.refine)
+                          floor_ground_truth=not args.unfloored_gt, refine=args.refine,
+                          tilt=args.tilt)
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

@@ -147,17 +147,31 @@ def protocol_transforms(gt_points_xy, top_shift, output_size=128):
     return m_align, box_transform(protocol_box(aligned_points, top_shift), output_size)
 
 
-def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128):
+def tilted(m_crop, degrees, output_size):
+    """`m_crop` followed by a turn of `degrees` about the output's centre (positive turns
+    the content clockwise on screen, as crop_transform does)."""
+    angle = np.deg2rad(degrees)
+    cos, sin = np.cos(angle), np.sin(angle)
+    centre = output_size / 2.0
+    turn = np.array([[cos, -sin, centre - cos * centre + sin * centre],
+                     [sin, cos, centre - sin * centre - cos * centre]])
+    return compose_affine(m_crop, turn)
+
+
+def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128, tilt=0):
     """The protocol crop of one record image (docs/protocol.md §2-§3).
 
     Similarity-aligns the image so the ground truth's five points land on ALIGN_TEMPLATE
     (384 x 384 output), then crops the aligned ground truth's box, its top moved up by
     `top_shift` (not past 0), as a square of side 1.2 x max(w, h) around the integer box centre
     onto output_size x output_size. The two warps are applied one after the other, as in the
-    original. Returns (crop, M_align, M_crop); record -> crop is
-    compose_affine(M_align, M_crop).
+    original. `tilt` (degrees, not the original's) turns the crop about its centre, undoing
+    the alignment's levelling by that much. Returns (crop, M_align, M_crop); record -> crop
+    is compose_affine(M_align, M_crop).
     """
     m_align, m_crop = protocol_transforms(gt_points_xy, top_shift, output_size)
+    if tilt:
+        m_crop = tilted(m_crop, tilt, output_size)
     aligned_image = cv2.warpAffine(image_bgr, m_align, (ALIGN_SIZE, ALIGN_SIZE),
                                    borderValue=0.0)
     crop = cv2.warpAffine(aligned_image, m_crop, (output_size, output_size), borderValue=0.0)

@@ -43,6 +43,7 @@ class EvaluationResult:
     flip_test: bool = False
     floored_ground_truth: bool = True   # the protocol's snapping of §5; False: as labelled
     refined: bool = False   # a second pass on the protocol crop of the detection pass's points
+    tilt: float = 0.0       # degrees the ground-truth crops were turned after the alignment
     yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
 
     @property
@@ -95,7 +96,7 @@ class EvaluationResult:
                'normaliser': self.normaliser, 'decode': self.decode,
                'flip_test': self.flip_test,
                'floored_ground_truth': self.floored_ground_truth,
-               'refined': self.refined,
+               'refined': self.refined, 'tilt': self.tilt,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -135,10 +136,10 @@ def _read_face(reader, offset):
     return image, gt_points
 
 
-def _crop(image, gt_points, top_shift, detector, input_size):
+def _crop(image, gt_points, top_shift, detector, input_size, tilt):
     """(crop, M_align, M_crop), or None when the detector finds no face."""
     if detector is None:
-        return protocol_crop(image, gt_points, top_shift, output_size=input_size)
+        return protocol_crop(image, gt_points, top_shift, output_size=input_size, tilt=tilt)
     face = nearest_to_centre(detector.detect(image, threshold=DETECTION_THRESHOLD), image.shape)
     if face is None:
         return None
@@ -148,7 +149,7 @@ def _crop(image, gt_points, top_shift, detector, input_size):
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
                  batch_size=16, progress=True, detector=None, floor_ground_truth=True,
-                 refine=False):
+                 refine=False, tilt=0):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
@@ -161,6 +162,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
     `refine` (with a detector) predicts a second time on the protocol crop of the detection
     pass's landmarks, with `top_shift` (docs/protocol.md §8.1), as FaceAligner does.
+    `tilt` (degrees, ground-truth crops only) turns every crop about its centre after the
+    alignment: the accuracy on in-plane rotation that no alignment removed.
     When the test set's sidecar (data.recordio.read_sidecar) gives every record a yaw, the
     result carries it for the NME by yaw.
     """
@@ -168,12 +171,16 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
     if refine and detector is None:
         raise ValueError('refinement is a pass after a detector crop; give a detector')
+    if tilt and detector is not None:
+        raise ValueError('a tilt turns the ground-truth crop; it cannot be combined with a '
+                         'detector')
     codec = predictor.codec(decode)
     reader = _open_records(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
-                              floored_ground_truth=floor_ground_truth, refined=refine)
+                              floored_ground_truth=floor_ground_truth, refined=refine,
+                              tilt=tilt)
     predictions, ground_truth = [], []
     pending = []   # (record id, crop, M_align, M_crop, gt points, image)
 
@@ -215,7 +222,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                 result.skipped.append((int(key), 'unreadable record: %s' % exc))
                 continue
             try:
-                cropped = _crop(image, gt_points, top_shift, detector, codec.input_size)
+                cropped = _crop(image, gt_points, top_shift, detector, codec.input_size, tilt)
             except ValueError as exc:   # e.g. a label whose five points coincide
                 result.skipped.append((int(key), 'unusable label: %s' % exc))
                 continue

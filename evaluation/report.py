@@ -24,7 +24,8 @@ def summary_lines(result):
         ', detector %s%s' % (result.detector, ' + refine' if result.refined else '')
         if result.detector else '', result.decode,
         ' with flip test' if result.flip_test else '',
-        _ground_truth_label(result)))
+        _ground_truth_label(result))
+        + (', crops tilted %g degrees' % result.tilt if result.tilt else ''))
     lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)
     return lines
 

@@ -123,6 +123,11 @@ CASES = [
      '--batch-size must be >= 1'),
     ('evaluate-refine-without-detector', 'evaluate.py',
      lambda p: evaluate_args(p, '--refine'), '--refine refines a detection crop'),
+    ('evaluate-tilt-out-of-range', 'evaluate.py', lambda p: evaluate_args(p, '--tilt', '400'),
+     '--tilt must be in -180..180'),
+    ('evaluate-tilt-with-detector', 'evaluate.py',
+     lambda p: evaluate_args(p, '--tilt', '20', '--use-essh', '--detector', 'mtcnn'),
+     '--tilt turns the ground-truth crop'),
     # C. model directories whose card is missing or wrong
     ('evaluate-model-dir-without-card', 'evaluate.py',
      lambda p: evaluate_args(p, '--prefix', p.cardless), 'model directory without its card'),

@@ -22,7 +22,7 @@ from evaluation.protocol import evaluate_rec
 from evaluation.report import summary_lines
 
 
-def crop_ground_truth(rec_path, dataset, top_shift=None):
+def crop_ground_truth(rec_path, dataset, top_shift=None, tilt=0):
     """Ground truth of every record in its 128 protocol crop (the test's own oracle)."""
     idx_path, rec_path = split_paths(rec_path)
     reader = mx.recordio.MXIndexedRecordIO(idx_path, rec_path, 'r')
@@ -31,7 +31,7 @@ def crop_ground_truth(rec_path, dataset, top_shift=None):
         image, points, _ = unpack_record(reader.read_idx(key))
         points = points.astype(np.float64)
         shift = TOP_SHIFT[dataset] if top_shift is None else top_shift
-        _, m_align, m_crop = protocol_crop(image, points, shift)
+        _, m_align, m_crop = protocol_crop(image, points, shift, tilt=tilt)
         out.append(image_to_crop(points, m_align, m_crop))
     reader.close()
     return out
@@ -94,6 +94,28 @@ def test_top_shift_overrides_the_test_sets_own(synthetic_rec):
     own_shift = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), synthetic_rec, 'ibug',
                              '2d', TOP_SHIFT['ibug'], progress=False)
     assert own_shift.mean_nme > 0.02
+
+
+def test_tilted_crops_turn_the_face_and_map_back(synthetic_rec):
+    upright = crop_ground_truth(synthetic_rec, 'ibug')
+    turned = crop_ground_truth(synthetic_rec, 'ibug', tilt=30)
+    # The points turn 30 degrees about the crop centre (clockwise on screen: y grows with x).
+    angle = np.deg2rad(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    np.testing.assert_allclose(turned[0], (upright[0] - 64).dot(rotation.T) + 64, atol=1e-6)
+    # An oracle of the turned crops scores zero through the turned warps; the upright
+    # oracle's points, read in turned crops, are far off.
+    exact = evaluate_rec(OraclePredictor(turned, peaks_at(np.floor)), synthetic_rec, 'ibug',
+                         '2d', TOP_SHIFT['ibug'], progress=False, tilt=30)
+    assert exact.mean_nme == pytest.approx(0.0, abs=1e-9)
+    assert exact.summary()['tilt'] == 30
+    assert summary_lines(exact)[-1].endswith('floored ground truth, crops tilted 30 degrees')
+    wrong = evaluate_rec(OraclePredictor(upright, peaks_at(np.floor)), synthetic_rec, 'ibug',
+                         '2d', TOP_SHIFT['ibug'], progress=False, tilt=30)
+    assert wrong.mean_nme > 0.1
+    with pytest.raises(ValueError, match='cannot be combined with a detector'):
+        evaluate_rec(OraclePredictor(upright, peaks_at(np.floor)), synthetic_rec, 'ibug',
+                     '2d', TOP_SHIFT['ibug'], progress=False, tilt=30, detector=object())
 
 
 def test_2d_floors_and_3d_rounds_ground_truth(synthetic_rec):
