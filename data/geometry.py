@@ -149,13 +149,9 @@ def protocol_transforms(gt_points_xy, top_shift, output_size=128):
 
 def tilted(m_crop, degrees, output_size):
     """`m_crop` followed by a turn of `degrees` about the output's centre (positive turns
-    the content clockwise on screen, as crop_transform does)."""
-    angle = np.deg2rad(degrees)
-    cos, sin = np.cos(angle), np.sin(angle)
-    centre = output_size / 2.0
-    turn = np.array([[cos, -sin, centre - cos * centre + sin * centre],
-                     [sin, cos, centre - sin * centre - cos * centre]])
-    return compose_affine(m_crop, turn)
+    the content clockwise on screen): crop_transform's turn, at scale 1."""
+    centre = (output_size / 2.0, output_size / 2.0)
+    return compose_affine(m_crop, crop_transform(centre, output_size, output_size, degrees))
 
 
 def protocol_crop(image_bgr, gt_points_xy, top_shift, output_size=128, tilt=0):

@@ -15,7 +15,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from config import generate_config  # noqa: E402
+from config import BASE, generate_config  # noqa: E402
 from console import progress, run_cli  # noqa: E402
 from data.iterator import FaceSegIter  # noqa: E402
 from symbols import checkpoint  # noqa: E402
@@ -35,9 +35,9 @@ def parse_args(argv=None):
                         help='training .rec on which to update the BatchNorm statistics, as '
                              'training does (one pass, with the augmentation below); without '
                              'it the saved statistics are averaged like the weights')
-    parser.add_argument('--aug-rotation', type=int, default=40,
+    parser.add_argument('--aug-rotation', type=int, default=BASE['aug_rotation'],
                         help="the run's train.py --aug-rotation (for --bn-rec)")
-    parser.add_argument('--aug-scale', type=float, default=0.2,
+    parser.add_argument('--aug-scale', type=float, default=BASE['aug_scale'],
                         help="the run's train.py --aug-scale (for --bn-rec)")
     parser.add_argument('--aug-shift', type=float, default=0.0,
                         help="the run's train.py --aug-shift (for --bn-rec)")
