@@ -12,7 +12,7 @@ import config
 import essh
 from console import check_range, configure_logging, run_cli
 from data.codec import DECODE_METHODS
-from data.geometry import ALIGN_SIZE, TOP_SHIFT
+from data.geometry import ALIGN_SIZE, REFINE_MODES, TOP_SHIFT
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
@@ -48,10 +48,13 @@ def parse_args(argv=None):
     parser.add_argument('--detector', choices=['essh', 'mtcnn', 'haar'], default='essh',
                         help='face detector of --use-essh: the original\'s ESSH (weights in '
                              '--essh-dir), the bundled MTCNN, or OpenCV\'s Haar cascade')
-    parser.add_argument('--refine', action='store_true',
+    parser.add_argument('--refine', nargs='?', choices=REFINE_MODES, default='none',
+                        const='mean',
                         help='with --use-essh: predict again on the protocol crop of the '
-                             'detection pass\'s landmarks, with --top-shift (docs/protocol.md '
-                             '§8.1)')
+                             'detection pass\'s landmarks, with --top-shift, and answer with '
+                             'that second pass (second) or, as FaceAligner, the mean of both '
+                             'passes after a five-point-aligned detection crop (mean, the '
+                             'default of a bare --refine); docs/protocol.md §8.1')
     parser.add_argument('--tilt', type=float, default=0.0,
                         help='turn every ground-truth crop by this many degrees about its '
                              'centre after the alignment (not the original\'s): accuracy on '
@@ -93,7 +96,7 @@ def check_args(args):
     check_range('--batch-size', args.batch_size, minimum=1)
     check_range('--epoch', args.epoch, minimum=0)
     check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
-    if args.refine and not args.use_essh:
+    if args.refine != 'none' and not args.use_essh:
         raise ValueError('--refine refines a detection crop; it needs --use-essh')
     check_range('--tilt', args.tilt, minimum=-180, maximum=180)
     if args.tilt and args.use_essh:

@@ -183,6 +183,37 @@ def refinement_crop(image_bgr, points_xy, top_shift, output_size=128):
         return None
 
 
+# What the refinement pass answers (FaceAligner's `refine`, evaluate.py --refine): 'none' the
+# detection crop's landmarks; 'second' the second pass's; 'mean' the mean of both passes when
+# the detection crop was five-point aligned (MTCNN, ESSH), else the second pass's.
+REFINE_MODES = ('none', 'second', 'mean')
+
+
+def refine_mode(value):
+    """`value` checked against REFINE_MODES; True stands for 'mean' and False for 'none'."""
+    mode = {True: 'mean', False: 'none'}.get(value, value) if isinstance(value, bool) else value
+    if mode not in REFINE_MODES:
+        raise ValueError('unknown refinement %r; valid: %s' % (value, ', '.join(REFINE_MODES)))
+    return mode
+
+
+def refinement_answer(mode, first_points, second_points, first_m_align):
+    """The landmarks the refinement pass settles on (REFINE_MODES). `first_m_align` is the
+    detection crop's alignment, IDENTITY for a box-only detector (crop_detected_face).
+
+    Why 'mean' averages: the two crops differ (detector box against the protocol box of the
+    predicted points), so their errors partly cancel. On the 300-W validation faces with MTCNN
+    and the shipped model (version 7), the mean scored 4.76% NME against the second pass's 4.86%
+    (4.62% against 4.67% with the flip test). An unaligned box crop is much worse than the
+    second pass (Haar: 6.34% against 5.79%), and averaging it in hurts (5.86%), so it is left
+    out."""
+    if mode == 'none':
+        return first_points
+    if mode == 'mean' and not np.array_equal(first_m_align, IDENTITY):
+        return (np.asarray(first_points) + np.asarray(second_points)) / 2
+    return second_points
+
+
 RECORD_SIZE = BASE['record_img_size']
 BASE_SCALE = BASE['base_scale']
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from console import error_line, progress as progress_bar
 from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_image,
-                           image_to_crop, nearest_to_centre, protocol_crop,
-                           refinement_crop)
+                           image_to_crop, nearest_to_centre, protocol_crop, refine_mode,
+                           refinement_answer, refinement_crop)
 from data.landmarks import NUM_LANDMARKS
 from data.recordio import read_sidecar, split_paths, unpack_record
 from data.records import RecordFile
@@ -42,7 +42,7 @@ class EvaluationResult:
     top_shift: int = None   # of the ground-truth crop; None with a detector
     flip_test: bool = False
     floored_ground_truth: bool = True   # the protocol's snapping of §5; False: as labelled
-    refined: bool = False   # a second pass on the protocol crop of the detection pass's points
+    refine: str = 'none'    # the refinement pass's answer (data.geometry.REFINE_MODES)
     tilt: float = 0.0       # degrees the ground-truth crops were turned after the alignment
     yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
 
@@ -96,7 +96,7 @@ class EvaluationResult:
                'normaliser': self.normaliser, 'decode': self.decode,
                'flip_test': self.flip_test,
                'floored_ground_truth': self.floored_ground_truth,
-               'refined': self.refined, 'tilt': self.tilt,
+               'refine': self.refine, 'tilt': self.tilt,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -149,7 +149,7 @@ def _crop(image, gt_points, top_shift, detector, input_size, tilt):
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
                  batch_size=16, progress=True, detector=None, floor_ground_truth=True,
-                 refine=False, tilt=0):
+                 refine='none', tilt=0):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
@@ -160,8 +160,10 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     not decode, or where `detector` finds no face, are skipped and listed in the result.
     `floor_ground_truth` False scores against the labels as they are instead of snapped to the
     crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
-    `refine` (with a detector) predicts a second time on the protocol crop of the detection
-    pass's landmarks, with `top_shift` (docs/protocol.md §8.1), as FaceAligner does.
+    `refine` (with a detector; data.geometry.REFINE_MODES) predicts a second time on the
+    protocol crop of the detection pass's landmarks, with `top_shift`, and answers as
+    FaceAligner does: 'second' the second pass, 'mean' the mean of both passes after a
+    five-point-aligned detection crop (docs/protocol.md §8.1).
     `tilt` (degrees, ground-truth crops only) turns every crop about its centre after the
     alignment: the accuracy on in-plane rotation that no alignment removed.
     When the test set's sidecar (data.recordio.read_sidecar) gives every record a yaw, the
@@ -169,7 +171,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
-    if refine and detector is None:
+    refine = refine_mode(refine)
+    if refine != 'none' and detector is None:
         raise ValueError('refinement is a pass after a detector crop; give a detector')
     if tilt and detector is not None:
         raise ValueError('a tilt turns the ground-truth crop; it cannot be combined with a '
@@ -179,7 +182,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
-                              floored_ground_truth=floor_ground_truth, refined=refine,
+                              floored_ground_truth=floor_ground_truth, refine=refine,
                               tilt=tilt)
     predictions, ground_truth = [], []
     pending = []   # (record id, crop, M_align, M_crop, gt points, image)
@@ -200,8 +203,11 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
 
     def flush():
         items, record_points = list(pending), predicted(pending)
-        if refine:
-            items, record_points = refined(items, record_points)
+        if refine != 'none':
+            first_items, first_points = items, record_points
+            items, second_points = refined(items, record_points)
+            record_points = [refinement_answer(refine, first, second, item[2]) for
+                             first, second, item in zip(first_points, second_points, first_items)]
         for (record_id, _, m_align, m_crop, gt, _), image_points in zip(items, record_points):
             result.record_ids.append(record_id)
             reference = gt

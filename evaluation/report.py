@@ -21,7 +21,8 @@ def summary_lines(result):
             + '  mean %s' % ('-' if by_yaw['mean'] is None else '%.3f%%' % (by_yaw['mean'] * 100)))
     lines.append('  images %d, skipped %d%s; decode %s%s, %s ground truth' % (
         len(result.record_ids), len(result.skipped),
-        ', detector %s%s' % (result.detector, ' + refine' if result.refined else '')
+        ', detector %s%s' % (result.detector, '' if result.refine == 'none'
+                                        else ' + refine (%s)' % result.refine)
         if result.detector else '', result.decode,
         ' with flip test' if result.flip_test else '',
         _ground_truth_label(result))

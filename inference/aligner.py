@@ -8,7 +8,7 @@ import numpy as np
 import essh
 from console import check_range
 from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_detected_face,
-                           crop_to_image, refinement_crop)
+                           crop_to_image, refine_mode, refinement_answer, refinement_crop)
 from data.images import to_bgr8
 
 from .model import load_heatmap_model
@@ -51,10 +51,10 @@ DEFAULT_FPS = 25.0
 @dataclass
 class AlignedFace:
     """One face: detector box (x1, y1, x2, y2) and score, 68 (x, y) landmarks in the original
-    image, the BGR crop the network saw (input size x input size) and `crop_transform`, the
-    2 x 3 map from image to crop pixels.
+    image, the BGR crop the network saw last (input size x input size; the refinement crop
+    when there was one) and `crop_transform`, the 2 x 3 map from image to crop pixels.
 
-    `confidence`: the heatmaps' peak confidence in 0..1 (data.codec.peak_confidence).
+    `confidence`: that crop's heatmap peak confidence in 0..1 (data.codec.peak_confidence).
     `detector_points`: the detector's five (x, y) points (eyes, nose, mouth corners), or None
     when it gives none (Haar) or did not run on this frame (a tracked video frame).
     `tracked`: True for a video frame cropped from the previous frame's landmarks rather than
@@ -97,14 +97,17 @@ class FaceAligner:
     `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
     five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
     so the network sees the geometry it was trained on whatever box the detector gave;
-    by default the shift of `landmark_type`'s training records (REFINE_TOP_SHIFTS).
+    by default the shift of `landmark_type`'s training records (REFINE_TOP_SHIFTS). Its
+    answer (data.geometry.REFINE_MODES): 'mean' (default; True) the mean of both passes'
+    landmarks after a five-point-aligned detection crop (MTCNN, ESSH), else the second pass's;
+    'second' the second pass's; 'none' (False) one pass only.
     `dtype` 'bf16' runs the landmark network in bfloat16 mixed precision (mxnet backend, CPU
     with avx512_bf16/amx_bf16; the detector stays float32).
     """
 
     def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
-                 backend='auto', flip_test=False, refine=True, refine_top_shift=None,
+                 backend='auto', flip_test=False, refine='mean', refine_top_shift=None,
                  landmark_type='2d', dtype='float32'):
         prefix = prefix or default_model(landmark_type)
         self.landmark_type = landmark_type
@@ -119,7 +122,7 @@ class FaceAligner:
                                           ctx=ctx)
         self.detector = detector
         self.threshold = threshold
-        self.refine = refine
+        self.refine = refine_mode(refine)
         self.refine_top_shift = (REFINE_TOP_SHIFTS[landmark_type] if refine_top_shift is None
                                  else refine_top_shift)
 
@@ -145,14 +148,16 @@ class FaceAligner:
         crops = [crop_detected_face(bgr_images[index], face, self.detector, self.threshold,
                                     self.codec.input_size) for index, face in detections]
         landmarks, confidences = self._landmarks(crops)
-        if self.refine:
+        if self.refine != 'none':
             again = [self._refine_crop(bgr_images[index], points)
                      for (index, _), points in zip(detections, landmarks)]
             redo = [i for i, crop in enumerate(again) if crop is not None]
             if redo:
                 points, scores = self._landmarks([again[i] for i in redo])
                 for i, refined, score in zip(redo, points, scores):
-                    crops[i], landmarks[i], confidences[i] = again[i], refined, score
+                    landmarks[i] = refinement_answer(self.refine, landmarks[i], refined,
+                                                     crops[i][1])
+                    crops[i], confidences[i] = again[i], score
         return [AlignedFace(box=np.asarray(face.box, dtype=np.float64)[:4],
                             score=float(face.score), landmarks=points, crop=crop,
                             crop_transform=compose_affine(m_align, m_crop),

@@ -86,7 +86,7 @@ def test_aligner_with_five_points_maps_crop_back_to_image(tiny_prefix, photo):
     detector = ScriptedDetector(image.shape, box_of(points), five_points(points))
     # The detection crop itself (no refinement pass, which re-crops from the random weights').
     faces = FaceAligner(tiny_prefix, 0, detector=detector, decode='argmax',
-                        refine=False).get_landmarks(image)
+                        refine='none').get_landmarks(image)
     assert len(faces) == 1
     face = faces[0]
     assert face.crop.shape == (128, 128, 3) and face.crop.dtype == np.uint8
@@ -168,9 +168,33 @@ def test_refinement_brings_box_crops_to_the_ground_truth_crop_accuracy():
         gt_crop = crop_to_image(codec.decode(model.predict(crop[None]))[0], m_align, m_crop)
         errors['gt crop'].append(nme(gt_crop[None], points[None], 'eye')[0])
         detector = ScriptedDetector(image.shape, box_of(points))
-        for name, refine in (('box', False), ('box + refine', True)):
+        for name, refine in (('box', 'none'), ('box + refine', 'second')):
             face, = FaceAligner(detector=detector, refine=refine).get_landmarks(image)
             errors[name].append(nme(face.landmarks[None], points[None], 'eye')[0])
     mean = {name: float(np.mean(values)) for name, values in errors.items()}
     assert mean['box + refine'] < mean['box'], mean
     assert mean['box + refine'] < mean['gt crop'] + 0.005, mean
+
+
+def test_refinement_answers_by_mode_and_averages_only_aligned_first_passes():
+    """'mean' is the mean of the detection pass and the second pass when the detector gave five
+    points, and the second pass alone after a bare box; True and False stand for 'mean' and
+    'none'; anything else is refused in one line."""
+    image, points = next(fixture_faces())
+    # A detector's five points and box a little off the ground truth's.
+    shift = np.array([0.04, -0.03]) * (points.max(axis=0) - points.min(axis=0))
+    aligned = ScriptedDetector(image.shape, box_of(points + shift), five_points(points + shift))
+    box_only = ScriptedDetector(image.shape, box_of(points + shift))
+    for detector, averaged in ((aligned, True), (box_only, False)):
+        answers = {mode: FaceAligner(detector=detector, refine=mode).get_landmarks(image)[0]
+                   for mode in ('none', 'second', 'mean', True, False)}
+        expected = ((answers['none'].landmarks + answers['second'].landmarks) / 2 if averaged
+                    else answers['second'].landmarks)
+        np.testing.assert_allclose(answers['mean'].landmarks, expected, atol=1e-9)
+        assert not np.allclose(answers['none'].landmarks, answers['second'].landmarks)
+        np.testing.assert_array_equal(answers[True].landmarks, answers['mean'].landmarks)
+        np.testing.assert_array_equal(answers[False].landmarks, answers['none'].landmarks)
+        # The crop reported is the one the network saw last: the refinement crop.
+        np.testing.assert_array_equal(answers['mean'].crop, answers['second'].crop)
+    with pytest.raises(ValueError, match="unknown refinement 'both'; valid: none, second, mean"):
+        FaceAligner(detector=aligned, refine='both')

@@ -227,9 +227,9 @@ def test_refinement_predicts_again_on_the_protocol_crop_of_the_first_pass(synthe
                          detector=DotDetector(True))
     again = ConstantFace(layout)
     refined = evaluate_rec(again, synthetic_rec, '300W', '2d', 40, progress=False,
-                           detector=DotDetector(True), refine=True)
+                           detector=DotDetector(True), refine='second')
     count = len(plain.record_ids)
-    assert count == len(refined.record_ids) == 6 and refined.summary()['refined']
+    assert count == len(refined.record_ids) == 6 and refined.summary()['refine'] == 'second'
     # The refinement pass saw, for each record, the protocol crop of its first-pass landmarks.
     assert len(again.seen) == 2 * count
     reader = mx.recordio.MXIndexedRecordIO(*split_paths(synthetic_rec), 'r')
@@ -239,8 +239,18 @@ def test_refinement_predicts_again_on_the_protocol_crop_of_the_first_pass(synthe
         assert np.abs(again.seen[count + index].astype(int) - expected).max() <= 1
     reader.close()
     assert not np.allclose(plain.predictions, refined.predictions)
+    # 'mean' (FaceAligner's answer) averages both passes after the five-point-aligned detection
+    # crop, and is the second pass after a bare box crop.
+    for with_points in (True, False):
+        passes = {mode: evaluate_rec(ConstantFace(layout), synthetic_rec, '300W', '2d', 40,
+                                     progress=False, detector=DotDetector(with_points),
+                                     refine=mode) for mode in ('none', 'second', 'mean')}
+        expected = ((passes['none'].predictions + passes['second'].predictions) / 2
+                    if with_points else passes['second'].predictions)
+        np.testing.assert_allclose(passes['mean'].predictions, expected, atol=1e-4)
+        np.testing.assert_array_equal(passes['mean'].ground_truth, passes['second'].ground_truth)
     with pytest.raises(ValueError, match='detector'):
-        evaluate_rec(again, synthetic_rec, '300W', '2d', 40, progress=False, refine=True)
+        evaluate_rec(again, synthetic_rec, '300W', '2d', 40, progress=False, refine='mean')
 
 
 def test_unknown_dataset_and_missing_rec_are_clear_errors(synthetic_rec, tmp_path):
