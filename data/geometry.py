@@ -191,7 +191,7 @@ REFINE_MODES = ('none', 'second', 'mean')
 
 def refine_mode(value):
     """`value` checked against REFINE_MODES; True stands for 'mean' and False for 'none'."""
-    mode = {True: 'mean', False: 'none'}.get(value, value) if isinstance(value, bool) else value
+    mode = ('mean' if value else 'none') if isinstance(value, bool) else value
     if mode not in REFINE_MODES:
         raise ValueError('unknown refinement %r; valid: %s' % (value, ', '.join(REFINE_MODES)))
     return mode
