@@ -68,7 +68,7 @@ def _main(argv=None):
                               floor_ground_truth=floored, refine=refine)
         missed = ' (%d missed)' % len(result.skipped) if result.skipped else ''
         cells.append('%.3f%%%s' % (100 * result.mean_nme, missed))
-        print('%-30s %s' % (title, cells[-1]), flush=True)
+        print('%-34s %s' % (title, cells[-1]), flush=True)
     print('| %s:%d | %s |' % (args.prefix, args.epoch, ' | '.join(cells)))
     return 0
 

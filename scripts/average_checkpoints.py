@@ -1,9 +1,12 @@
-"""Average the weights of several checkpoints of one run (SWA) and measure BatchNorm's
-statistics again on training faces, into a new checkpoint.
+"""Average the weights of several checkpoints of one run (SWA), or of several runs of the same
+graph (a weight soup), and measure BatchNorm's statistics again on training faces, into a new
+checkpoint.
 
     python train.py ... --ckpt 2 --prefix model/swa/model      # a checkpoint every validation
     python scripts/average_checkpoints.py --prefix model/swa/model --epochs 8-24 \
         --output model/swa-avg/model [--bn-rec datasets/300w/train.rec --aug-shift 0.03 ...]
+    python scripts/average_checkpoints.py --prefix model/a/model model/b/model --epochs 13-20 \
+        --output model/soup/model          # the 16 checkpoints of both runs, equally weighted
 
 The output is an ordinary checkpoint (`OUTPUT-symbol.json`, `OUTPUT-NNNN.params`) of the same
 training graph; evaluate it with evaluate.py. See training/averaging.py for the method.
@@ -26,7 +29,9 @@ from training.averaging import average_params, parse_epochs, recalibrate_batchno
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--prefix', required=True, help='checkpoint prefix of the run')
+    parser.add_argument('--prefix', required=True, nargs='+',
+                        help='checkpoint prefix of the run; several prefixes (runs of the same '
+                             'graph) are averaged together, --epochs of each')
     parser.add_argument('--epochs', required=True,
                         help='checkpoint numbers to average: FIRST-LAST or N,N,...')
     parser.add_argument('--output', required=True, help='prefix of the averaged checkpoint')
@@ -72,17 +77,18 @@ def _main(argv=None):
     epochs = parse_epochs(args.epochs)
     if args.bn_rec is not None and not os.path.isfile(args.bn_rec):
         raise ValueError('%s: no such .rec file' % args.bn_rec)
-    if os.path.abspath(args.output) == os.path.abspath(args.prefix):
+    if any(os.path.abspath(args.output) == os.path.abspath(p) for p in args.prefix):
         raise ValueError('--output %s is the run\'s own prefix; pick another so no checkpoint '
                          'of the run is overwritten' % args.output)
-    symbol = checkpoint.load_symbol(checkpoint.symbol_path(args.prefix))
-    input_size, heatmap_size = checkpoint.network_sizes(heatmap_output(symbol), args.prefix)
-    arg, aux = average_params([checkpoint.params_path(args.prefix, e) for e in epochs])
+    symbol = checkpoint.load_symbol(checkpoint.symbol_path(args.prefix[0]))
+    input_size, heatmap_size = checkpoint.network_sizes(heatmap_output(symbol), args.prefix[0])
+    arg, aux = average_params([checkpoint.params_path(prefix, e)
+                               for prefix in args.prefix for e in epochs])
     if args.bn_rec is not None:
         aux = _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size)
     path = checkpoint.save_checkpoint(args.output, args.output_epoch, symbol, arg, aux)
     print('averaged %d checkpoints of %s (epochs %s); BatchNorm statistics %s -> %s' % (
-        len(epochs), args.prefix, args.epochs,
+        len(epochs) * len(args.prefix), ' and '.join(args.prefix), args.epochs,
         'updated on %s' % args.bn_rec if args.bn_rec else 'averaged', path))
     return 0
 

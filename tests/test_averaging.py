@@ -1,6 +1,7 @@
 """Checkpoint weight averaging (training/averaging.py, scripts/average_checkpoints.py) and the
 --ckpt 2 runs it averages."""
 import os
+import shutil
 import subprocess
 import sys
 
@@ -133,6 +134,26 @@ def test_script_writes_the_average_and_updates_batchnorm_on_a_rec(every_validati
         np.testing.assert_array_equal(plain_aux[name].asnumpy(), aux[name].asnumpy())
     assert not np.allclose(bn_aux['bn0_moving_mean'].asnumpy(), aux['bn0_moving_mean'].asnumpy())
     assert os.path.isfile(tmp_path / 'bn-symbol.json')
+
+
+def test_script_averages_several_runs_together(every_validation_run, tmp_path):
+    # A second run of the same graph: the first run's checkpoints 2 and 3 as its 1 and 2.
+    other = str(tmp_path / 'other' / 'model')
+    os.makedirs(os.path.dirname(other))
+    shutil.copy(every_validation_run + '-symbol.json', other + '-symbol.json')
+    for epoch in (1, 2):
+        shutil.copy(params_path(every_validation_run, epoch + 1), params_path(other, epoch))
+    soup = run_script('--prefix', every_validation_run, other, '--epochs', '1-2',
+                      '--output', tmp_path / 'soup')
+    assert soup.returncode == 0 and 'averaged 4 checkpoints' in soup.stdout, soup.stderr
+    arg, aux = average_params([params_path(every_validation_run, e) for e in (1, 2, 2, 3)])
+    soup_arg, soup_aux = load_params(params_path(tmp_path / 'soup', 0))
+    for mine, theirs in ((soup_arg, arg), (soup_aux, aux)):
+        for name in theirs:
+            np.testing.assert_array_equal(mine[name].asnumpy(), theirs[name].asnumpy())
+    refused = run_script('--prefix', every_validation_run, other, '--epochs', '1-2',
+                         '--output', other)
+    assert refused.returncode == 2 and "run's own prefix" in refused.stderr
 
 
 @pytest.mark.parametrize('extra, expected', [
