@@ -13,6 +13,10 @@ FLIP_ORDER = np.array(
 LEFT_EYE_CORNERS = (36, 39)
 RIGHT_EYE_CORNERS = (42, 45)
 
+# Face regions of the scheme (first, last index inclusive), for errors by region.
+REGIONS = {'jaw': (0, 16), 'brows': (17, 26), 'nose': (27, 35), 'eyes': (36, 47),
+           'mouth': (48, 67)}
+
 # Polylines drawn on result images: (first, last index inclusive, closed).
 CONTOURS = [(0, 16, False), (17, 21, False), (22, 26, False), (27, 30, False),
             (31, 35, False), (36, 41, True), (42, 47, True), (48, 59, True), (60, 67, True)]

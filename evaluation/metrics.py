@@ -1,7 +1,7 @@
 """Landmark error metrics: the one NME used by training validation and evaluation alike."""
 import numpy as np
 
-from data.landmarks import eye_centres
+from data.landmarks import REGIONS, eye_centres
 
 
 # Per landmark type, as the published protocol defines them: the NME normaliser, and how ground
@@ -37,6 +37,35 @@ def point_errors(pred_points, gt_points, mode):
 def nme(pred_points, gt_points, mode='eye'):
     """Per-image normalised mean error (fraction, not percent), shape (N,)."""
     return point_errors(pred_points, gt_points, mode).mean(axis=1)
+
+
+def nme_by_region(errors):
+    """{region: mean normalised error} of (N, 68) point errors over data.landmarks.REGIONS."""
+    errors = np.asarray(errors, dtype=np.float64)
+    return {name: float(errors[:, first:last + 1].mean())
+            for name, (first, last) in REGIONS.items()}
+
+
+def jaw_error_components(pred_points, gt_points, mode='eye'):
+    """(along, across, ends): the jaw's (points 0-16) (N, 17) normalised errors split along
+    the ground-truth contour and across it, and the (N,) mean signed shift of its two end
+    points along the contour towards the chin (positive: too close to the chin). A heatmap
+    network places each point on its own, so its jaw error tends to run along the contour,
+    where nothing but the annotators' spacing fixes a point."""
+    pred = np.asarray(pred_points, dtype=np.float64)[:, :17]
+    gt = np.asarray(gt_points, dtype=np.float64)
+    scale = normalisers(gt, mode)[:, None]
+    gt = gt[:, :17]
+    tangent = np.empty_like(gt)
+    tangent[:, 1:-1] = gt[:, 2:] - gt[:, :-2]
+    tangent[:, 0], tangent[:, -1] = gt[:, 1] - gt[:, 0], gt[:, -1] - gt[:, -2]
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=-1, keepdims=True), 1e-12)
+    offset = pred - gt
+    along = (offset * tangent).sum(axis=-1) / scale
+    across = (offset[..., 0] * tangent[..., 1] - offset[..., 1] * tangent[..., 0]) / scale
+    # The tangent runs from point 0 towards point 16: towards the chin at 0, away at 16.
+    ends = (along[:, 0] - along[:, -1]) / 2
+    return np.abs(along), np.abs(across), ends
 
 
 # Absolute-yaw bins (degrees) of the 3D literature's AFLW2000-3D table: [0, 30), [30, 60) and

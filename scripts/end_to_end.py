@@ -8,7 +8,9 @@ miss. Misses are counted for both, and scored two ways: left out (NME over the f
 pipelines found) and, over all faces, as the pipeline's landmarks from the ground-truth box
 (ours: the landmark-box crop, then the refinement pass; dlib: the box in its detector's
 convention), counted as a failure whatever that NME. NME: eye-centre normaliser, unfloored
-ground truth (evaluation.metrics.nme).
+ground truth (evaluation.metrics.nme). On the faces both found, the summary also gives each
+pipeline's NME by face region and its jaw error along and across the contour, which is where
+a heatmap network and a shape regressor such as dlib's differ most.
 """
 import glob
 import os
@@ -103,6 +105,17 @@ class EndToEnd:
     def errors(self, pipeline):
         return metrics.nme(np.array(self.points[pipeline]), np.array(self.ground_truth), 'eye')
 
+    def region_line(self, pipeline, both):
+        """NME by face region on the faces both found, and the jaw's error split along and
+        across its contour (metrics.jaw_error_components)."""
+        pred, gt = np.array(self.points[pipeline])[both], np.array(self.ground_truth)[both]
+        regions = metrics.nme_by_region(metrics.point_errors(pred, gt, 'eye'))
+        along, across, ends = metrics.jaw_error_components(pred, gt, 'eye')
+        return ('      both-found by region: %s; jaw along %.3f%% / across %.3f%%, ends %+.2f%% '
+                'towards the chin' % ('  '.join('%s %.3f%%' % (name, value * 100)
+                                                for name, value in regions.items()),
+                                      along.mean() * 100, across.mean() * 100, ends.mean() * 100))
+
     def summary_lines(self):
         both = ~(np.array(self.missed['ours']) | np.array(self.missed['dlib']))
         lines = ['%d photos; NME by eye-centre distance, unfloored ground truth; a miss is '
@@ -115,6 +128,8 @@ class EndToEnd:
                              pipeline, missed.sum(), errors[both].mean() * 100, both.sum(),
                              errors.mean() * 100, FAILURE * 100, failures.mean() * 100,
                              self.seconds[pipeline] * 1000 / len(self.names)))
+            if both.any():
+                lines.append(self.region_line(pipeline, both))
         return lines
 
     def ced_curves(self):
