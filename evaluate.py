@@ -62,7 +62,8 @@ def parse_args(argv=None):
     parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
     parser.add_argument('--decode', choices=DECODE_METHODS, default='argmax',
                         help='heatmap decoding: the original integer argmax, a parabola fit '
-                             '(subpixel) or the DARK Taylor step (dark), docs/protocol.md §9')
+                             '(subpixel), the DARK Taylor step (dark) or the mean near the '
+                             'peak (expectation); docs/protocol.md §4, §9')
     parser.add_argument('--top-shift', type=int, default=None,
                         help='crop top shift (default: the test set\'s preset, '
                              'docs/protocol.md); for records packed with another '

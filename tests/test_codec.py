@@ -145,6 +145,41 @@ def test_dark_keeps_the_cell_on_the_border_and_on_flat_maps():
     assert np.array_equal(peaks, [[5, 0], [0, 0]])
 
 
+def test_expectation_decodes_gaussian_targets_and_logits_and_leans_towards_the_mass():
+    points = np.array([[50.3, 70.9], [20.6, 33.1]])
+    centres = codec.heatmap_centres(points)
+    gaussian = np.zeros((1, 2, 64, 64), np.float32)
+    codec.render_heatmaps_at(gaussian, centres[np.newaxis])
+    # The target's Gaussian is centred on the point, so its mean is the point up to the cut at
+    # 7 x 7 cells (l2 maps: the positive part is the weight).
+    assert np.abs(codec.decode_heatmaps(gaussian, method='expectation')[0] - points).max() < 0.01
+    cells = np.arange(64, dtype=np.float64)
+    logits = -((cells[None, :, None] - centres[:, None, None, 1]) ** 2
+               + (cells[None, None, :] - centres[:, None, None, 0]) ** 2) / 2.0 + 3.0
+    expected = codec.HeatmapCodec(decode_method='expectation', loss='ce').decode(
+        logits[np.newaxis].astype(np.float32))[0]
+    assert np.abs(expected - points).max() < 1e-3
+    # A lopsided map: the peak cell keeps the mode, the mean moves towards the heavier side.
+    lopsided = np.full((1, 1, 64, 64), -20.0, np.float32)
+    lopsided[0, 0, 30, 30], lopsided[0, 0, 30, 31:34] = 0.0, -0.5
+    x_cell = codec.expected_peaks(lopsided, logits=True)[0, 0, 0]
+    weights = np.exp([0.0, -0.5, -0.5, -0.5])
+    assert x_cell == pytest.approx((weights * [30, 31, 32, 33]).sum() / weights.sum(), abs=1e-6)
+    assert codec.decode_heatmaps(lopsided, method='subpixel')[0, 0, 0] < (x_cell + 0.5) * 2
+
+
+def test_expectation_window_stops_at_the_border_and_flat_l2_maps_keep_the_peak_cell():
+    maps = np.zeros((1, 3, 64, 64), np.float32)
+    maps[0, 0, 0, :3] = [2.0, 1.0, 1.0]            # a peak in the corner: no cells beyond it
+    maps[0, 1] = -1.0                               # nothing positive: the maximum's cell
+    maps[0, 2, 10, 10], maps[0, 2, 10, 40] = 1.0, 0.9   # a second mode outside the window
+    peaks = codec.expected_peaks(maps)[0]
+    np.testing.assert_allclose(peaks[0], [(1.0 * 1 + 1.0 * 2) / 4.0, 0.0])
+    np.testing.assert_array_equal(peaks[1], [0, 0])
+    np.testing.assert_allclose(peaks[2], [10, 10])
+    assert codec.EXPECTATION_RADIUS < 30
+
+
 def test_codec_target_encoding_is_checked_and_read_from_the_config():
     with pytest.raises(ValueError, match='target encoding'):
         codec.HeatmapCodec(target='exact')
