@@ -125,13 +125,19 @@ def _parabola_vertex(before, peak, after):
     return np.where(curvature < 0, 0.5 * (before - after) / safe, 0.0)
 
 
+def _maximum_cells(maps):
+    """(flat (N, K, H * W) maps, row, column of each map's first maximum)."""
+    flat = maps.reshape(maps.shape[:2] + (-1,))
+    best_y, best_x = np.divmod(flat.argmax(axis=-1), maps.shape[3])
+    return flat, best_y, best_x
+
+
 def refine_peaks_numpy(heatmaps):
     """Reference of cxx.heatmap.refine_peaks: (N, K, H, W) -> (N, K, 2) x/y in cells, the first
     maximum moved by a parabola fit through its neighbours along each axis."""
     maps = np.asarray(heatmaps, dtype=np.float32)
     height, width = maps.shape[2:]
-    flat = maps.reshape(maps.shape[:2] + (-1,))
-    best_y, best_x = np.divmod(flat.argmax(axis=-1), width)
+    flat, best_y, best_x = _maximum_cells(maps)
 
     def value(rows, cols):
         index = (np.clip(rows, 0, height - 1) * width + np.clip(cols, 0, width - 1))[..., None]
@@ -170,8 +176,7 @@ def taylor_peaks(log_maps):
     differences). Peaks on the border or where the Hessian is not negative definite keep
     their cell; offsets are clipped to one cell."""
     height, width = log_maps.shape[2:]
-    flat = log_maps.reshape(log_maps.shape[:2] + (-1,))
-    best_y, best_x = np.divmod(flat.argmax(axis=-1), width)
+    flat, best_y, best_x = _maximum_cells(log_maps)
     inside = (best_x > 0) & (best_x < width - 1) & (best_y > 0) & (best_y < height - 1)
     y, x = np.clip(best_y, 1, height - 2), np.clip(best_x, 1, width - 2)
 
@@ -204,9 +209,7 @@ def expected_peaks(maps, logits=False, radius=EXPECTATION_RADIUS):
     edge (the jaw)."""
     maps = np.asarray(maps, dtype=np.float32)
     height, width = maps.shape[2:]
-    flat = maps.reshape(maps.shape[:2] + (-1,))
-    best = flat.argmax(axis=-1)
-    best_y, best_x = np.divmod(best, width)
+    flat, best_y, best_x = _maximum_cells(maps)
     offsets = np.arange(-radius, radius + 1)
     rows = best_y[..., None] + offsets                          # (N, K, 2r+1)
     cols = best_x[..., None] + offsets
@@ -217,8 +220,7 @@ def expected_peaks(maps, logits=False, radius=EXPECTATION_RADIUS):
     values = np.take_along_axis(flat, index.reshape(index.shape[:2] + (-1,)), axis=-1)
     values = values.reshape(index.shape).astype(np.float64)
     if logits:
-        peak = np.take_along_axis(flat, best[..., None], axis=-1)[..., None].astype(np.float64)
-        weights = np.exp(values - peak)
+        weights = np.exp(values - flat.max(axis=-1)[..., None, None])
     else:
         weights = np.maximum(values, 0.0)
     weights = np.where(valid, weights, 0.0)
