@@ -109,3 +109,12 @@ def auc(errors, max_error):
 
 def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
+
+
+def paired_difference(errors_a, errors_b):
+    """Mean of the per-image differences a - b and its standard error. Pairing takes out the
+    images' shared difficulty, so the error is much smaller than that of either mean."""
+    difference = np.asarray(errors_a, dtype=np.float64) - np.asarray(errors_b, dtype=np.float64)
+    if len(difference) < 2:
+        return float(difference.mean()) if len(difference) else 0.0, float('nan')
+    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))

@@ -38,10 +38,10 @@ def default_model(landmark_type):
     return DEFAULT_MODEL_DIRS[landmark_type]
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
-# 0.45. With the shipped model (version 8), the MTCNN crops of 120 300-W HELEN test faces
-# scored 0.57 to 0.84 (median 0.73); the same crops moved one face width sideways scored 0.24
-# (median), and 3.3% of them 0.45 or more (11.7% at 0.35, version 1's threshold; version 7:
-# 2.5% and 11.7%; version 6: 0.55 to 0.84, 3.3% and 10.8%).
+# 0.45. With the shipped model (version 9), the MTCNN crops of 120 300-W HELEN test faces
+# scored 0.58 to 0.84 (median 0.73); the same crops moved one face width sideways scored 0.26
+# (median), and 3.3% of them 0.45 or more (19.2% at 0.35, version 1's threshold; version 8:
+# 3.3% and 11.7%; version 7: 2.5% and 11.7%; version 6: 0.55 to 0.84, 3.3% and 10.8%).
 DEFAULT_REDETECT_EVERY = 30
 DEFAULT_MIN_CONFIDENCE = 0.45
 # Frame rate assumed when the caller gives none: the One-Euro cutoffs are in Hz.

@@ -10,7 +10,9 @@ pipelines found) and, over all faces, as the pipeline's landmarks from the groun
 convention), counted as a failure whatever that NME. NME: eye-centre normaliser, unfloored
 ground truth (evaluation.metrics.nme). On the faces both found, the summary also gives each
 pipeline's NME by face region and its jaw error along and across the contour, which is where
-a heatmap network and a shape regressor such as dlib's differ most.
+a heatmap network and a shape regressor such as dlib's differ most. Last comes the mean of
+the per-photo differences, ours - dlib, with its standard error: the photos' shared
+difficulty cancels in it, so it says whether a gap is larger than chance.
 """
 import glob
 import os
@@ -130,6 +132,11 @@ class EndToEnd:
                              self.seconds[pipeline] * 1000 / len(self.names)))
             if both.any():
                 lines.append(self.region_line(pipeline, both))
+        ours, dlib = self.errors('ours'), self.errors('dlib')
+        lines.append('paired by photo, ours - dlib: both-found %+.3f%% (SE %.3f)  all %+.3f%% '
+                     '(SE %.3f)' % tuple(100 * value for value in
+                                         metrics.paired_difference(ours[both], dlib[both]) +
+                                         metrics.paired_difference(ours, dlib)))
         return lines
 
     def ced_curves(self):

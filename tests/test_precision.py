@@ -237,7 +237,8 @@ def test_face_aligner_in_bf16_finds_the_float32_landmarks():
     # version 4: 0.09 cell both ways, NME 8.04% / 7.86% against 7.85%; version 5: 0.07 / 0.21
     # cell, NME 7.90% / 7.62% against 7.87%; version 6: 0.11 / 0.30 cell, NME 7.50% / 7.76%
     # against 7.86%; version 7: 0.27 / 0.25 cell, NME 7.43% / 7.63% against 7.78%; version 8:
-    # 0.07 / 0.07 cell, NME 7.61% / 7.70% against 7.68%. The bounds
+    # 0.07 / 0.07 cell, NME 7.61% / 7.70% against 7.68%; version 9: 0.20 / 0.21 cell, NME
+    # 7.74% / 7.73% against 7.81%. The bounds
     # allow that, not a drift of all points or a change of accuracy.
     assert np.median(apart) < 0.5 * cell
     errors = {dtype: np.linalg.norm(found[0].landmarks - points, axis=1).mean() / eyes
