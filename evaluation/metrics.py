@@ -111,10 +111,17 @@ def failure_rate(errors, threshold):
     return float(np.mean(np.asarray(errors) > threshold))
 
 
+def standard_error(values):
+    """Standard error of the mean of per-image values (NaN for fewer than two): how far
+    another sample of as many images could move the mean."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float('nan')
+    return float(values.std(ddof=1) / np.sqrt(len(values)))
+
+
 def paired_difference(errors_a, errors_b):
     """Mean of the per-image differences a - b and its standard error. Pairing takes out the
     images' shared difficulty, so the error is much smaller than that of either mean."""
     difference = np.asarray(errors_a, dtype=np.float64) - np.asarray(errors_b, dtype=np.float64)
-    if len(difference) < 2:
-        return float(difference.mean()) if len(difference) else 0.0, float('nan')
-    return float(difference.mean()), float(difference.std(ddof=1) / np.sqrt(len(difference)))
+    return float(difference.mean()) if len(difference) else 0.0, standard_error(difference)

@@ -86,6 +86,11 @@ class EvaluationResult:
         return metrics.failure_rate(self.nme, threshold)
 
     @property
+    def nme_standard_error(self):
+        """Standard error of the mean NME (a fraction), None below two images."""
+        return metrics.standard_error(self.nme) if len(self.record_ids) > 1 else None
+
+    @property
     def summary_line(self):
         return 'nme on %s is %.3f%%' % (self.dataset, self.mean_nme * 100)
 
@@ -101,6 +106,7 @@ class EvaluationResult:
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
                'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None,
+               'nme_standard_error': self.nme_standard_error,
                'yaw_bins': self.yaw_bins}
         for t in FAILURE_THRESHOLDS:
             out['auc@%.2f' % t] = self.auc(t) if has_images else None

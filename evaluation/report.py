@@ -11,8 +11,12 @@ def summary_lines(result):
     """The printed report: the original's `nme on <dataset> is x.xxx%` line first."""
     lines = [result.summary_line]
     if result.record_ids:
-        lines.append('  ' + '  '.join('AUC@%.2f %.4f  failure@%.2f %.2f%%' % (
-            t, result.auc(t), t, result.failure_rate(t) * 100) for t in FAILURE_THRESHOLDS))
+        error = result.nme_standard_error
+        spread = '-' if error is None else '%.3f points' % (error * 100)
+        lines.append('  standard error of the mean %s  ' % spread + '  '.join(
+            'AUC@%.2f %.4f  failure@%.2f %.2f%%' % (t, result.auc(t), t,
+                                                     result.failure_rate(t) * 100)
+            for t in FAILURE_THRESHOLDS))
     if result.yaw_bins:
         by_yaw = result.yaw_bins
         lines.append('  NME by |yaw|: ' + '  '.join(

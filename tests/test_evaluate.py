@@ -140,6 +140,16 @@ def test_encoded_ground_truth_heatmaps_give_rounding_floor_nme(synthetic_rec):
     assert result.per_landmark_error.shape == (68,)
 
 
+def test_standard_error_of_the_mean_nme_needs_two_images(tmp_path):
+    rec_path = write_synthetic_rec(str(tmp_path / 'one'), count=1)
+    truth = crop_ground_truth(rec_path, 'cofw_testset')
+    result = evaluate_rec(OraclePredictor(truth, peaks_at(np.floor)), rec_path, 'cofw_testset',
+                          '2d', TOP_SHIFT['cofw_testset'], progress=False)
+    assert len(result.record_ids) == 1 and result.nme_standard_error is None
+    assert result.summary()['nme_standard_error'] is None
+    assert summary_lines(result)[1].startswith('  standard error of the mean -  AUC@')
+
+
 def test_bad_record_is_skipped_and_reported(tmp_path):
     source_path = write_synthetic_rec(str(tmp_path / 'src'), count=3)
     source = mx.recordio.MXIndexedRecordIO(*split_paths(source_path), 'r')
@@ -284,6 +294,11 @@ def test_evaluate_cli_end_to_end(tmp_path, tiny_prefix, faces):
     gt = np.array([item['ground_truth'] for item in results['per_image']])
     assert match.group(2) == '%.3f' % (metrics.nme(pred, gt, 'eye').mean() * 100)
     assert 'AUC@0.08' in proc.stdout and 'failure@0.10' in proc.stdout
+    errors = np.array([item['nme'] for item in results['per_image']])
+    assert results['nme_standard_error'] == pytest.approx(
+        errors.std(ddof=1) / np.sqrt(len(errors)))
+    assert 'standard error of the mean %.3f points' % (
+        results['nme_standard_error'] * 100) in proc.stdout
     assert (out / 'ibug_ced.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     per_landmark = json.loads((out / 'ibug_per_landmark.json').read_text())
     assert len(per_landmark['mean_error']) == 68
