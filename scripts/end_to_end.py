@@ -122,8 +122,9 @@ class EndToEnd:
         both = ~(np.array(self.missed['ours']) | np.array(self.missed['dlib']))
         lines = ['%d photos; NME by eye-centre distance, unfloored ground truth; a miss is '
                  'scored from the ground-truth box and counted as a failure' % len(self.names)]
+        errors_of = {pipeline: self.errors(pipeline) for pipeline in PIPELINES}
         for pipeline in PIPELINES:
-            errors, missed = self.errors(pipeline), np.array(self.missed[pipeline])
+            errors, missed = errors_of[pipeline], np.array(self.missed[pipeline])
             failures = (errors > FAILURE) | missed
             lines.append('%-5s misses %3d  NME both-found %6.3f%% (%d)  all %6.3f%%  failures '
                          '>%d%% %5.2f%%  %7.1f ms/photo' % (
@@ -132,7 +133,7 @@ class EndToEnd:
                              self.seconds[pipeline] * 1000 / len(self.names)))
             if both.any():
                 lines.append(self.region_line(pipeline, both))
-        ours, dlib = self.errors('ours'), self.errors('dlib')
+        ours, dlib = errors_of['ours'], errors_of['dlib']
         lines.append('paired by photo, ours - dlib: both-found %+.3f%% (SE %.3f)  all %+.3f%% '
                      '(SE %.3f)' % tuple(100 * value for value in
                                          metrics.paired_difference(ours[both], dlib[both]) +
