@@ -121,7 +121,9 @@ def standard_error(values):
 
 
 def paired_difference(errors_a, errors_b):
-    """Mean of the per-image differences a - b and its standard error. Pairing takes out the
-    images' shared difficulty, so the error is much smaller than that of either mean."""
+    """Mean of the per-image differences a - b and its standard error (both NaN for no
+    images). Pairing takes out the images' shared difficulty, so the error is much smaller
+    than that of either mean."""
     difference = np.asarray(errors_a, dtype=np.float64) - np.asarray(errors_b, dtype=np.float64)
-    return float(difference.mean()) if len(difference) else 0.0, standard_error(difference)
+    return (float(difference.mean()) if len(difference) else float('nan'),
+            standard_error(difference))

@@ -103,6 +103,7 @@ def test_paired_difference_is_the_mean_difference_with_its_standard_error():
     # A shared difficulty cancels: the same offset on every image has no error.
     mean, error = metrics.paired_difference([0.03, 0.09, 0.2], [0.02, 0.08, 0.19])
     assert (mean, error) == (pytest.approx(0.01), pytest.approx(0.0, abs=1e-12))
-    # One image gives no spread to measure.
+    # One image gives no spread to measure; no image, not even a mean.
     assert np.isnan(metrics.standard_error([0.05]))
+    assert all(np.isnan(value) for value in metrics.paired_difference([], []))
     assert metrics.standard_error([0.04, 0.06]) == pytest.approx(0.01)
