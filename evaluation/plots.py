@@ -28,3 +28,25 @@ def save_ced_plot(curves, path, max_error=0.10, title='Cumulative error distribu
     atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
                                                        bbox_inches='tight'))
     return path
+
+
+def save_confidence_histogram(sample, path, thresholds=()):
+    """Histogram of an evaluation.confidence.ConfidenceSample's on-face and off-face peak
+    confidences, with the `thresholds` drawn as vertical lines; written atomically."""
+    figure = Figure(figsize=(6, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    bins = [i / 40 for i in range(41)]
+    axes.hist(sample.on_face, bins=bins, alpha=0.6, label='on faces (%d)' % len(sample.on_face))
+    axes.hist(sample.off_face, bins=bins, alpha=0.6,
+              label='one face width sideways (%d)' % len(sample.off_face))
+    for threshold in thresholds:
+        axes.axvline(threshold, color='black', linestyle='--', linewidth=1)
+    axes.set_xlim(0, 1)
+    axes.set_xlabel('heatmap peak confidence')
+    axes.set_ylabel('crops')
+    axes.set_title('Peak confidence on and off faces')
+    axes.legend(loc='upper left')
+    atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
+                                                       bbox_inches='tight'))
+    return path

@@ -10,6 +10,7 @@ from console import check_range
 from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_detected_face,
                            crop_to_image, refine_mode, refinement_answer, refinement_crop)
 from data.images import to_bgr8
+from data.landmarks import NUM_LANDMARKS
 
 from .model import load_heatmap_model
 from .model_dir import PREFIX_NAME
@@ -38,10 +39,9 @@ def default_model(landmark_type):
     return DEFAULT_MODEL_DIRS[landmark_type]
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
-# 0.45. With the shipped model (version 9), the MTCNN crops of 120 300-W HELEN test faces
-# scored 0.58 to 0.84 (median 0.73); the same crops moved one face width sideways scored 0.26
-# (median), and 3.3% of them 0.45 or more (19.2% at 0.35, version 1's threshold; version 8:
-# 3.3% and 11.7%; version 7: 2.5% and 11.7%; version 6: 0.55 to 0.84, 3.3% and 10.8%).
+# 0.45: with the shipped model (version 9), the faces of the first 120 300-W HELEN test photos
+# scored 0.58 to 0.82 and 4.6% of their crops moved one face width sideways 0.45 or more
+# (10.0% at 0.35, version 1's threshold); scripts/confidence_check.py measures it.
 DEFAULT_REDETECT_EVERY = 30
 DEFAULT_MIN_CONFIDENCE = 0.45
 # Frame rate assumed when the caller gives none: the One-Euro cutoffs are in Hz.
@@ -229,15 +229,28 @@ class FaceAligner:
     def _follow(self, bgr, previous, min_confidence):
         """The tracked AlignedFace of a frame cropped from the `previous` face's landmarks, or
         None when that crop is degenerate or its confidence is below `min_confidence`."""
-        crop = self._refine_crop(bgr, previous.landmarks)
+        face = self.align_from(bgr, previous.landmarks, score=previous.score)
+        if face is None or face.confidence < min_confidence:
+            return None
+        return face
+
+    def align_from(self, image, landmarks, score=float('nan')):
+        """The AlignedFace of `image` cropped from known (68, 2) `landmarks` (those of a nearby
+        frame, or another tool's), with one pass of the network and no detector: the step
+        that tracking repeats. None when the landmarks give a degenerate crop. Its `box` is
+        the new landmarks' bounding box, its `score` the given one, and `confidence` tells
+        whether a face was there (README, "Confidence")."""
+        landmarks = np.asarray(landmarks, dtype=np.float64)
+        if landmarks.shape != (NUM_LANDMARKS, 2):
+            raise ValueError('landmarks must be %d (x, y) points, got an array of shape %s'
+                             % (NUM_LANDMARKS, landmarks.shape))
+        crop = self._refine_crop(to_bgr8(image), landmarks)
         if crop is None:
             return None
         (points,), (confidence,) = self._landmarks([crop])
-        if confidence < min_confidence:
-            return None
         _, m_align, m_crop = crop
         return AlignedFace(box=np.concatenate([points.min(axis=0), points.max(axis=0)]),
-                           score=previous.score, landmarks=points, crop=crop[0],
+                           score=score, landmarks=points, crop=crop[0],
                            crop_transform=compose_affine(m_align, m_crop),
                            confidence=confidence, tracked=True)
 
