@@ -28,19 +28,13 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from console import machine_load  # noqa: E402
+from data.readers import read_pts  # noqa: E402
 from essh.mtcnn import MTCNNDetector  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data', '300w-test-helen')
 VGA = (640, 480)
 HUGE = (8000, 6000)
 HUGE_RUNS = 3
-
-
-def read_pts(path):
-    """68 (x, y) points of a 1-based 300-W .pts file, in 0-based pixels."""
-    with open(path) as f:
-        values = f.read().split('{')[1].split('}')[0].split()
-    return np.asarray(values, dtype=np.float64).reshape(-1, 2) - 1.0
 
 
 def pad_to(image, width, height):
