@@ -238,8 +238,9 @@ class FaceAligner:
         """The AlignedFace of `image` cropped from known (68, 2) `landmarks` (those of a nearby
         frame, or another tool's), with one pass of the network and no detector: the step
         that tracking repeats. None when the landmarks give a degenerate crop. Its `box` is
-        the new landmarks' bounding box, its `score` the given one, and `confidence` tells
-        whether a face was there (README, "Confidence")."""
+        the new landmarks' bounding box, its `score` the given one, `tracked` True (cropped
+        from landmarks, not from a detection), and `confidence` tells whether a face was
+        there (README, "Confidence")."""
         landmarks = np.asarray(landmarks, dtype=np.float64)
         if landmarks.shape != (NUM_LANDMARKS, 2):
             raise ValueError('landmarks must be %d (x, y) points, got an array of shape %s'

@@ -35,7 +35,10 @@ def parse_args(argv=None):
                              '2D model)')
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--backend', choices=BACKENDS, default='auto')
-    parser.add_argument('--flip-test', action='store_true')
+    parser.add_argument('--flip-test', action='store_true',
+                        help='average each crop\'s maps with its mirror image\'s, as '
+                             '`test.py --flip-test` does (its confidences are those it tracks '
+                             'with)')
     parser.add_argument('--thresholds', default='0.35,%.2f' % DEFAULT_MIN_CONFIDENCE,
                         help='comma-separated thresholds to report (default: 0.35 and the '
                              'tracking default %.2f)' % DEFAULT_MIN_CONFIDENCE)
