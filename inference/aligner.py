@@ -39,9 +39,9 @@ def default_model(landmark_type):
     return DEFAULT_MODEL_DIRS[landmark_type]
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
-# 0.45: with the shipped model (version 10), the faces of the first 120 300-W HELEN test
+# 0.45: with the shipped model (version 11), the faces of the first 120 300-W HELEN test
 # photos scored 0.58 to 0.83 and 5.0% of their crops moved one face width sideways 0.45 or
-# more (12.9% at 0.35, version 1's threshold); scripts/confidence_check.py measures it.
+# more (15.0% at 0.35, version 1's threshold); scripts/confidence_check.py measures it.
 DEFAULT_REDETECT_EVERY = 30
 DEFAULT_MIN_CONFIDENCE = 0.45
 # Frame rate assumed when the caller gives none: the One-Euro cutoffs are in Hz.
