@@ -88,5 +88,6 @@ def test_int8_shipped_model_stays_close(held_out_rec, tmp_path):
     int8_nme = evaluate_rec(int8, held_out_rec, '300W', '2d', TOP_SHIFT['300W'],
                             progress=False).mean_nme
     # Measured on these 40 faces (16 calibration faces): version 11 5.45% -> 5.52%, version 10
-    # 5.44% -> 5.56%, version 9 5.48% -> 5.64%, version 4 5.80% -> 5.86%, version 2 5.95% -> 6.06%.
+    # 5.44% -> 5.56%, version 9 5.48% -> 5.64%, version 4 5.80% -> 5.86%, version 2 5.95% ->
+    # 6.06%.
     assert abs(int8_nme - float_nme) < 0.005
