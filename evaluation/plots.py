@@ -8,12 +8,25 @@ from fileio import atomic_write
 from . import metrics
 
 
+def _figure():
+    """A (figure, axes) pair of the size every evaluation plot uses, on its own Agg canvas."""
+    figure = Figure(figsize=(6, 4.5), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure, figure.add_subplot()
+
+
+def _write_png(figure, path):
+    """Write `figure` as a PNG atomically (a half-written picture never appears under
+    `path`); returns `path`."""
+    atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
+                                                       bbox_inches='tight'))
+    return path
+
+
 def save_ced_plot(curves, path, max_error=0.10, title='Cumulative error distribution'):
     """Plot the CED of each `{label: per-image NME fractions}` up to `max_error` and write it
     as a PNG atomically (a half-written picture never appears under `path`)."""
-    figure = Figure(figsize=(6, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = _figure()
     for label, errors in curves.items():
         thresholds, fraction = metrics.ced(errors, max_error)
         axes.plot(thresholds * 100, fraction * 100,
@@ -25,17 +38,13 @@ def save_ced_plot(curves, path, max_error=0.10, title='Cumulative error distribu
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
     axes.legend(loc='lower right')
-    atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
-                                                       bbox_inches='tight'))
-    return path
+    return _write_png(figure, path)
 
 
 def save_confidence_histogram(sample, path, thresholds=()):
     """Histogram of an evaluation.confidence.ConfidenceSample's on-face and off-face peak
     confidences, with the `thresholds` drawn as vertical lines; written atomically."""
-    figure = Figure(figsize=(6, 4.5), dpi=100)
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    figure, axes = _figure()
     bins = [i / 40 for i in range(41)]
     axes.hist(sample.on_face, bins=bins, alpha=0.6, label='on faces (%d)' % len(sample.on_face))
     axes.hist(sample.off_face, bins=bins, alpha=0.6,
@@ -47,6 +56,4 @@ def save_confidence_histogram(sample, path, thresholds=()):
     axes.set_ylabel('crops')
     axes.set_title('Peak confidence on and off faces')
     axes.legend(loc='upper left')
-    atomic_write(path, lambda tmp_path: figure.savefig(tmp_path, format='png',
-                                                       bbox_inches='tight'))
-    return path
+    return _write_png(figure, path)
