@@ -18,6 +18,7 @@ from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
 from inference import BACKENDS, context_for_gpu, load_heatmap_model
 from inference.aligner import default_model
+from inference.model_dir import shape_prior_for, shape_prior_path
 from symbols.precision import DTYPES
 
 
@@ -73,6 +74,10 @@ def parse_args(argv=None):
     parser.add_argument('--unfloored-gt', action='store_true',
                         help='score against the labels as they are, not floored to the crop '
                              'grid as the original protocol does (docs/protocol.md §9)')
+    parser.add_argument('--shape-prior', nargs='?', const='beside', metavar='PATH',
+                        help='refine the decoded points with the shape prior fitted to the '
+                             'checkpoint (data/shape_prior.py): the one beside it, or PATH; '
+                             'not part of the original protocol')
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--dtype', choices=DTYPES, default='float32',
                         help='bf16: run the network in bfloat16 mixed precision (mxnet backend, '
@@ -114,9 +119,14 @@ def _main(argv=None):
     output = args.output or os.path.join('outputs', 'eval')
     check_writable_dir(output, '--output folder')
     ctx = context_for_gpu(args.gpu)
-    model = load_heatmap_model(args.prefix or default_model(landmark_type), args.epoch,
-                               args.backend, ctx=ctx, batch_size=args.batch_size,
-                               flip_test=args.flip_test, dtype=args.dtype)
+    prefix = args.prefix or default_model(landmark_type)
+    prior = None
+    if args.shape_prior:
+        prior = shape_prior_for(prefix, args.epoch, shape_prior_path(prefix)
+                                if args.shape_prior == 'beside' else args.shape_prior)
+    model = load_heatmap_model(prefix, args.epoch, args.backend, ctx=ctx,
+                               batch_size=args.batch_size, flip_test=args.flip_test,
+                               dtype=args.dtype)
     detector = None
     if args.use_essh:
         detector = essh.load_detector(
@@ -125,7 +135,7 @@ def _main(argv=None):
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
                           decode=args.decode, batch_size=args.batch_size, detector=detector,
                           floor_ground_truth=not args.unfloored_gt, refine=args.refine,
-                          tilt=args.tilt)
+                          tilt=args.tilt, shape_prior=prior)
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

@@ -52,6 +52,10 @@ def parse_args(argv=None):
     parser.add_argument('--dtype', choices=DTYPES, default='float32',
                         help='bf16: run the landmark network in bfloat16 mixed precision (CPU '
                              'with avx512_bf16/amx_bf16)')
+    parser.add_argument('--shape-prior', default='auto', metavar='auto|off|PATH',
+                        help='refine the points with the shape prior fitted to the model '
+                             '(auto: the one beside its checkpoint, if any; '
+                             'data/shape_prior.py)')
     parser.add_argument('--show', action='store_true', help='also show results in a window')
     video = parser.add_argument_group(
         'videos', 'the face found in the first frame is followed: each frame is cropped from '
@@ -119,7 +123,7 @@ def _main(argv=None):
     aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
                           detector=args.detector, essh_dir=args.essh_dir,
                           backend=args.backend, flip_test=args.flip_test, dtype=args.dtype,
-                          landmark_type=args.landmark_type)
+                          landmark_type=args.landmark_type, shape_prior=args.shape_prior)
     skipped = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:

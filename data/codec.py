@@ -199,14 +199,12 @@ def taylor_peaks(log_maps):
     return np.stack([best_x, best_y], axis=-1) + offsets
 
 
-def expected_peaks(maps, logits=False, radius=EXPECTATION_RADIUS):
-    """(N, K, H, W) maps -> (N, K, 2) x/y in cells: the mean cell position under each map's
-    distribution within `radius` cells of its maximum. A cross-entropy model's maps are the
-    logits of a spatial softmax, so the weights are exp(map - max); an l2 model's maps
-    regress a Gaussian, so the weights are the map's positive part. The mean, unlike the
-    mode that 'subpixel' and 'dark' refine, is the position of least expected squared error
-    under that distribution, which counts where a point's position is uncertain along an
-    edge (the jaw)."""
+def _window_weights(maps, logits, radius):
+    """Each map's distribution within `radius` cells of its maximum: (weights (N, K, 2r+1,
+    2r+1) summing to 1, or all 0 where nothing near the maximum is positive (l2), the window's
+    rows (N, K, 2r+1) and columns, and each maximum's row and column). A cross-entropy model's
+    maps are the logits of a spatial softmax, so the weights are exp(map - max); an l2 model's
+    maps regress a Gaussian, so the weights are the map's positive part."""
     maps = np.asarray(maps, dtype=np.float32)
     height, width = maps.shape[2:]
     flat, best_y, best_x = _maximum_cells(maps)
@@ -224,12 +222,40 @@ def expected_peaks(maps, logits=False, radius=EXPECTATION_RADIUS):
     else:
         weights = np.maximum(values, 0.0)
     weights = np.where(valid, weights, 0.0)
-    total = weights.sum(axis=(-2, -1))
+    total = weights.sum(axis=(-2, -1), keepdims=True)
+    weights = weights / np.where(total > 0, total, 1.0)
+    return weights, rows, cols, best_y, best_x
+
+
+def expected_peaks(maps, logits=False, radius=EXPECTATION_RADIUS):
+    """(N, K, H, W) maps -> (N, K, 2) x/y in cells: the mean cell position under each map's
+    distribution within `radius` cells of its maximum (_window_weights). The mean, unlike the
+    mode that 'subpixel' and 'dark' refine, is the position of least expected squared error
+    under that distribution, which counts where a point's position is uncertain along an
+    edge (the jaw)."""
+    weights, rows, cols, best_y, best_x = _window_weights(maps, logits, radius)
+    found = weights.sum(axis=(-2, -1)) > 0
     # A map with nothing positive near its maximum (l2) keeps the maximum's cell.
-    safe = np.where(total > 0, total, 1.0)
-    x = np.where(total > 0, (weights * cols[..., None, :]).sum(axis=(-2, -1)) / safe, best_x)
-    y = np.where(total > 0, (weights * rows[..., :, None]).sum(axis=(-2, -1)) / safe, best_y)
+    x = np.where(found, (weights * cols[..., None, :]).sum(axis=(-2, -1)), best_x)
+    y = np.where(found, (weights * rows[..., :, None]).sum(axis=(-2, -1)), best_y)
     return np.stack([x, y], axis=-1)
+
+
+def peak_variances(maps, logits=False, radius=EXPECTATION_RADIUS):
+    """(N, K, H, W) maps -> (N, K) variance, in cells squared, of each map's distribution
+    within `radius` cells of its maximum (_window_weights), the mean of its x and y
+    variances: how unsure the network is of each point, whatever the direction. A map with
+    nothing positive near its maximum (l2) gets the window's uniform variance."""
+    weights, rows, cols, _, _ = _window_weights(maps, logits, radius)
+    side = 2 * radius + 1
+    weights = np.where(weights.sum(axis=(-2, -1), keepdims=True) > 0, weights,
+                       1.0 / side ** 2)
+    column_weights, row_weights = weights.sum(axis=-2), weights.sum(axis=-1)
+
+    def variance(position, weight):
+        mean = (weight * position).sum(axis=-1, keepdims=True)
+        return (weight * (position - mean) ** 2).sum(axis=-1)
+    return (variance(cols, column_weights) + variance(rows, row_weights)) / 2
 
 
 def _decode_argmax(maps, input_size):
@@ -371,3 +397,9 @@ class HeatmapCodec:
     def confidence(self, heatmaps):
         """(N, K, h, w) maps -> (N,) peak confidence in 0..1 (peak_confidence)."""
         return peak_confidence(heatmaps, self.loss, self.sigma, self.peak)
+
+    def variances(self, heatmaps):
+        """(N, K, h, w) maps -> (N, K) variance of each point in input pixels squared
+        (peak_variances)."""
+        stride = self.input_size / self.heatmap_size
+        return peak_variances(heatmaps, self.loss == 'ce') * stride ** 2

@@ -6,6 +6,7 @@ heatmaps are decoded in the 128 crop and mapped back to record-image pixels, and
 truth takes the same round trip with floor (2D) or round (3D) applied in the crop.
 """
 import logging
+import os
 import struct
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_imag
 from data.landmarks import NUM_LANDMARKS
 from data.recordio import read_sidecar, split_paths, unpack_record
 from data.records import RecordFile
+from data.shape_prior import decode_landmarks
 
 from . import metrics
 
@@ -45,6 +47,7 @@ class EvaluationResult:
     refine: str = 'none'    # the refinement pass's answer (data.geometry.REFINE_MODES)
     tilt: float = 0.0       # degrees the ground-truth crops were turned after the alignment
     yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
+    shape_prior: bool = False   # decoded points refined by a shape prior
 
     @property
     def normaliser(self):
@@ -101,7 +104,7 @@ class EvaluationResult:
                'normaliser': self.normaliser, 'decode': self.decode,
                'flip_test': self.flip_test,
                'floored_ground_truth': self.floored_ground_truth,
-               'refine': self.refine, 'tilt': self.tilt,
+               'refine': self.refine, 'tilt': self.tilt, 'shape_prior': self.shape_prior,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
                'images': len(self.record_ids),
@@ -142,6 +145,18 @@ def _read_face(reader, offset):
     return image, gt_points
 
 
+def _batches(items, size):
+    """Lists of `size` consecutive items (the last may be shorter)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _crop(image, gt_points, top_shift, detector, input_size, tilt):
     """(crop, M_align, M_crop), or None when the detector finds no face."""
     if detector is None:
@@ -155,7 +170,7 @@ def _crop(image, gt_points, top_shift, detector, input_size, tilt):
 
 def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, decode='argmax',
                  batch_size=16, progress=True, detector=None, floor_ground_truth=True,
-                 refine='none', tilt=0):
+                 refine='none', tilt=0, shape_prior=None):
     """Run the protocol over every record of `rec_path`.
 
     `predictor.predict(crops_bgr (N, S, S, 3) uint8) -> (N, 68, h, w)` heatmaps and
@@ -174,6 +189,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     alignment: the accuracy on in-plane rotation that no alignment removed.
     When the test set's sidecar (data.recordio.read_sidecar) gives every record a yaw, the
     result carries it for the NME by yaw.
+    `shape_prior` (data.shape_prior.ShapePrior) refines every pass's decoded points.
     """
     if landmark_type not in metrics.SNAP:
         raise ValueError('unknown landmark type %r; valid: 2d, 3d' % (landmark_type,))
@@ -189,12 +205,12 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
                               floored_ground_truth=floor_ground_truth, refine=refine,
-                              tilt=tilt)
+                              tilt=tilt, shape_prior=shape_prior is not None)
     predictions, ground_truth = [], []
-    pending = []   # (record id, crop, M_align, M_crop, gt points, image)
 
     def predicted(items):
-        crop_points = codec.decode(predictor.predict(np.stack([item[1] for item in items])))
+        maps = predictor.predict(np.stack([item[1] for item in items]))
+        crop_points = decode_landmarks(codec, maps, shape_prior)
         return [crop_to_image(points, item[2], item[3])
                 for item, points in zip(items, crop_points)]
 
@@ -207,8 +223,9 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
             again.append(item if crop is None else (item[0],) + tuple(crop) + item[4:])
         return again, predicted(again)
 
-    def flush():
-        items, record_points = list(pending), predicted(pending)
+    def flush(items):
+        """Predict a batch of (record id, crop, M_align, M_crop, gt points, image)."""
+        record_points = predicted(items)
         if refine != 'none':
             first_items, first_points = items, record_points
             items, second_points = refined(items, record_points)
@@ -223,9 +240,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
             # The original stored both point sets in float32 arrays before measuring.
             predictions.append(image_points.astype(np.float32))
             ground_truth.append(np.asarray(reference).astype(np.float32))
-        pending.clear()
 
-    try:
+    def faces():
         for key, offset in progress_bar(list(zip(reader.keys, reader.offsets)),
                                         desc=dataset_name, enabled=progress):
             try:
@@ -241,11 +257,11 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
             if cropped is None:
                 result.skipped.append((int(key), 'no face detected'))
                 continue
-            pending.append((int(key),) + tuple(cropped) + (gt_points, image))
-            if len(pending) == batch_size:
-                flush()
-        if pending:
-            flush()
+            yield (int(key),) + tuple(cropped) + (gt_points, image)
+
+    try:
+        for batch in _batches(faces(), batch_size):
+            flush(batch)
     finally:
         reader.close()
     if not result.record_ids and not result.skipped:
@@ -267,3 +283,44 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     if all('yaw' in facts.get(key, {}) for key in result.record_ids):
         result.yaw = np.array([facts[key]['yaw'] for key in result.record_ids])
     return result
+
+
+def protocol_predictions(predictor, rec_path, top_shift, decode='subpixel', batch_size=16,
+                         progress=True):
+    """Every record's ground-truth protocol crop through `predictor`: (record ids, ground
+    truth (N, 68, 2) as labelled, decoded points (N, 68, 2), their heatmap variances
+    (N, 68)), all in crop pixels. Records that do not decode or have an unusable label
+    are skipped and logged. What a shape prior is fitted and tuned on
+    (data.shape_prior); the crop is a similarity of the record image, so an NME computed
+    here equals the record-pixel one."""
+    codec = predictor.codec(decode)
+    reader = _open_records(rec_path)
+    ids, truth, points, variances, skipped = [], [], [], [], []
+
+    def faces():
+        for key, offset in progress_bar(list(zip(reader.keys, reader.offsets)),
+                                        desc=os.path.basename(rec_path), enabled=progress):
+            try:
+                image, gt_points = _read_face(reader, offset)
+                crop, m_align, m_crop = protocol_crop(image, gt_points, top_shift,
+                                                      output_size=codec.input_size)
+            except ValueError as exc:
+                skipped.append('record %d: %s' % (key, exc))
+                continue
+            ids.append(int(key))
+            yield crop, image_to_crop(gt_points, m_align, m_crop)
+
+    try:
+        for batch in _batches(faces(), batch_size):
+            maps = predictor.predict(np.stack([crop for crop, _ in batch]))
+            points.extend(codec.decode(maps))
+            variances.extend(codec.variances(maps))
+            truth.extend(gt for _, gt in batch)
+    finally:
+        reader.close()
+    if skipped:
+        logger.warning('%s: skipped %d record(s): %s', rec_path, len(skipped),
+                       '; '.join(skipped[:10]) + (' ...' if len(skipped) > 10 else ''))
+    if not ids:
+        raise ValueError('%s: no usable record' % rec_path)
+    return ids, np.array(truth), np.array(points), np.array(variances)

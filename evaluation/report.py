@@ -30,6 +30,7 @@ def summary_lines(result):
         if result.detector else '', result.decode,
         ' with flip test' if result.flip_test else '',
         _ground_truth_label(result))
+        + (', shape prior' if result.shape_prior else '')
         + (', crops tilted %g degrees' % result.tilt if result.tilt else ''))
     lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)
     return lines

@@ -11,9 +11,10 @@ from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_
                            crop_to_image, refine_mode, refinement_answer, refinement_crop)
 from data.images import to_bgr8
 from data.landmarks import NUM_LANDMARKS
+from data.shape_prior import decode_landmarks
 
 from .model import load_heatmap_model
-from .model_dir import PREFIX_NAME
+from .model_dir import PREFIX_NAME, shape_prior_for
 
 _MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 # The models this repository ships, per landmark type; what FaceAligner(), test.py and
@@ -103,18 +104,22 @@ class FaceAligner:
     'second' the second pass's; 'none' (False) one pass only.
     `dtype` 'bf16' runs the landmark network in bfloat16 mixed precision (mxnet backend, CPU
     with avx512_bf16/amx_bf16; the detector stays float32).
+    `shape_prior` refines every pass's decoded points with a Gaussian shape model
+    (data.shape_prior): 'auto' (default) the one fitted to this checkpoint when it lies beside
+    it (the shipped 2D model has one), 'off', a `shape-prior.npz` path, or a ShapePrior.
     """
 
     def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
                  backend='auto', flip_test=False, refine='mean', refine_top_shift=None,
-                 landmark_type='2d', dtype='float32'):
+                 landmark_type='2d', dtype='float32', shape_prior='auto'):
         prefix = prefix or default_model(landmark_type)
         self.landmark_type = landmark_type
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size, flip_test=flip_test, dtype=dtype)
         # A graph that does not name its loss is read as the original's L2 maps.
         self.codec = self.model.codec(decode)
+        self.shape_prior = shape_prior_for(prefix, epoch, shape_prior)
         if detector is None:
             detector = 'mtcnn' if essh_dir is None else 'essh'
         if isinstance(detector, str):
@@ -262,7 +267,7 @@ class FaceAligner:
         """(image-pixel landmarks, peak confidences) of (crop, M_align, M_crop) triples, all
         in one forward."""
         maps = self.model.predict(np.stack([c[0] for c in crops]))
-        points = self.codec.decode(maps)
+        points = decode_landmarks(self.codec, maps, self.shape_prior)
         landmarks = [crop_to_image(p, m_align, m_crop)
                      for p, (_, m_align, m_crop) in zip(points, crops)]
         return landmarks, [float(c) for c in self.codec.confidence(maps)]

@@ -4,14 +4,24 @@ in place of a checkpoint prefix; the card must be there and must state the input
 sizes the graph really has, in its `| input / output |` row:
 
     | input / output | 128 x 128 RGB crop ... / 68 heatmaps of 64 x 64 |
+
+A checkpoint may also have a shape prior beside it (data.shape_prior, `shape-prior.npz`),
+fitted to its weights; `shape_prior_for` finds it and checks that it belongs to them.
 """
+import hashlib
+import logging
 import os
 import re
+
+from data.shape_prior import FILE_NAME as SHAPE_PRIOR_FILE, ShapePrior, load_shape_prior
+from symbols.checkpoint import params_path
 
 CARD = 'README.md'
 PREFIX_NAME = 'model'
 _SIZES_ROW = re.compile(r'^\|\s*input / output\s*\|\s*(\d+) x (\d+)\b.*?/\s*(\d+) heatmaps of '
                         r'(\d+) x (\d+)\s*\|', re.MULTILINE)
+
+logger = logging.getLogger(__name__)
 
 
 def is_model_dir(path):
@@ -59,3 +69,47 @@ def check_card_matches(path, stated, input_size, heatmap_shape):
                          % (os.path.join(path, CARD), stated[0], stated[0], stated[1],
                             stated[2], stated[2], actual[0], actual[0], actual[1], actual[2],
                             actual[2]))
+
+
+def params_digest(prefix, epoch):
+    """SHA-256 of checkpoint `prefix`-`epoch`'s weights file."""
+    with open(params_path(prefix, epoch), 'rb') as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def shape_prior_path(prefix):
+    """Where the shape prior of checkpoint `prefix` (or of a model directory) lives."""
+    folder = prefix if is_model_dir(prefix) else os.path.dirname(prefix)
+    return os.path.join(folder, SHAPE_PRIOR_FILE)
+
+
+def shape_prior_for(prefix, epoch, setting='auto'):
+    """The ShapePrior to use with checkpoint `prefix`-`epoch` (`prefix` may be a model
+    directory). `setting`: 'auto' the one beside the checkpoint when it was fitted to these
+    weights, else None (a warning is logged when one is there but belongs to other weights);
+    'off', None or False: None; a path: that file, which must have been fitted to these
+    weights (one-line ValueError otherwise); a ShapePrior: itself."""
+    if isinstance(setting, ShapePrior):
+        return setting
+    if setting in (None, False, 'off'):
+        return None
+    checkpoint = os.path.join(prefix, PREFIX_NAME) if is_model_dir(prefix) else prefix
+    explicit = setting != 'auto'
+    path = setting if explicit else shape_prior_path(prefix)
+    if not explicit and not os.path.isfile(path):
+        return None
+    prior = load_shape_prior(path)
+    try:
+        digest = params_digest(checkpoint, epoch)
+    except OSError:   # an exported .onnx file: no weights file to compare
+        message = '%s: cannot check that it was fitted to %s (no %s)' % (
+            path, checkpoint, params_path(checkpoint, epoch))
+    else:
+        if digest == prior.params_sha256:
+            return prior
+        message = '%s was fitted to other weights than %s' % (path,
+                                                             params_path(checkpoint, epoch))
+    if explicit:
+        raise ValueError(message + '; fit one with scripts/fit_shape_prior.py')
+    logger.warning('%s: not using it', message)
+    return None

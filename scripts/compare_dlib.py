@@ -26,6 +26,7 @@ from data.geometry import TOP_SHIFT  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
 from inference.aligner import DEFAULT_MODEL  # noqa: E402
+from inference.model_dir import shape_prior_for  # noqa: E402
 from evaluation.plots import save_ced_plot  # noqa: E402
 from inference import FaceAligner  # noqa: E402
 from scripts.dlib_peer import (compare_with_dlib, load_dlib_predictor,  # noqa: E402
@@ -47,6 +48,10 @@ def main(argv=None):
     parser.add_argument('--decode', choices=DECODE_METHODS, default='subpixel')
     parser.add_argument('--flip-test', action='store_true',
                         help='our model averages each crop with its mirror image')
+    parser.add_argument('--shape-prior', default='auto', metavar='auto|off|PATH',
+                        help='refine our points with the shape prior fitted to the checkpoint '
+                             '(auto: the one beside it, if any; data/shape_prior.py); the '
+                             'original-protocol line never uses it')
     parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
                         help='protocol box top shift of the original-protocol line (300W: 40)')
     parser.add_argument('--dlib-model', help="dlib shape predictor .dat (default: "
@@ -92,10 +97,12 @@ def same_box(args):
                                    flip_test=args.flip_test)
         protocol = evaluate_rec(model, args.rec, os.path.basename(args.rec),
                                 args.landmark_type, args.top_shift, progress=False)
+        prior = shape_prior_for(args.prefix, args.epoch, args.shape_prior)
         print('original protocol (ground-truth crop, argmax, top shift %d): ours %.3f%% on %d '
               'faces' % (args.top_shift, protocol.mean_nme * 100, len(protocol.record_ids)))
+        print('shape prior: %s' % ('on' if prior else 'off'))
         result = compare_with_dlib(model, dlib_landmarks, args.rec, args.landmark_type,
-                                   args.decode)
+                                   args.decode, shape_prior=prior)
     except ValueError as exc:
         print('error: %s' % exc, file=sys.stderr)
         return 2
@@ -107,7 +114,8 @@ def end_to_end(args):
     try:
         aligner = FaceAligner(args.prefix, args.epoch, backend=args.backend, batch_size=1,
                               decode=args.decode, flip_test=args.flip_test,
-                              detector=args.detector)
+                              detector=args.detector, shape_prior=args.shape_prior)
+        print('shape prior: %s' % ('on' if aligner.shape_prior else 'off'))
         result = compare_end_to_end(aligner, args.end_to_end, args.dlib_model)
         print('\n'.join(result.summary_lines()))
         os.makedirs(args.output, exist_ok=True)

@@ -30,6 +30,7 @@ from data.geometry import invert_affine, landmark_box_transform, warp_points
 from data.landmarks import NUM_LANDMARKS
 from data.records import RecordFile
 from data.recordio import unpack_record
+from data.shape_prior import decode_landmarks
 from evaluation import metrics
 
 DLIB_INSTALL_HINT = 'pip install -r requirements-dlib.txt'
@@ -118,13 +119,14 @@ def measure_dlib_box_convention(rec_path, limit=600, progress=True):
     return tuple(float(v) for v in np.median(np.array(rows), axis=0)), len(rows)
 
 
-def network_landmarks(model, image_bgr, box, decode='subpixel'):
-    """(68, 2) landmarks of one face from `model.predict` given its landmark box."""
+def network_landmarks(model, image_bgr, box, decode='subpixel', shape_prior=None):
+    """(68, 2) landmarks of one face from `model.predict` given its landmark box, refined by
+    `shape_prior` (data.shape_prior.ShapePrior) when given."""
     codec = model.codec(decode)
     m_crop = landmark_box_transform(box, codec.input_size)
     crop = cv2.warpAffine(image_bgr, m_crop, (codec.input_size, codec.input_size),
                           borderValue=0.0)
-    points = codec.decode(model.predict(crop[np.newaxis]))[0]
+    points = decode_landmarks(codec, model.predict(crop[np.newaxis]), shape_prior)[0]
     return warp_points(points, invert_affine(m_crop))
 
 
@@ -162,7 +164,7 @@ class Comparison:
 
 
 def compare_with_dlib(model, dlib_landmarks, rec_path, landmark_type='2d', decode='subpixel',
-                      progress=True):
+                      progress=True, shape_prior=None):
     """Run both models on every record of `rec_path` (see the module docstring for the box
     each gets). `model.predict` as HeatmapModel's; `dlib_landmarks` from load_dlib_predictor.
     Unreadable records are skipped and listed."""
@@ -183,10 +185,10 @@ def compare_with_dlib(model, dlib_landmarks, rec_path, landmark_type='2d', decod
             dlib_box = dlib_detector_box(box)
             if not result.record_ids:
                 # Untimed first run of each: one-off set-up (kernel selection, allocation).
-                network_landmarks(model, image, box, decode)
+                network_landmarks(model, image, box, decode, shape_prior)
                 dlib_landmarks(image, dlib_box)
             start = time.perf_counter()
-            result.ours.append(network_landmarks(model, image, box, decode))
+            result.ours.append(network_landmarks(model, image, box, decode, shape_prior))
             middle = time.perf_counter()
             result.dlib.append(dlib_landmarks(image, dlib_box))
             result.seconds['ours'] += middle - start

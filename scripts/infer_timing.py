@@ -13,6 +13,7 @@ from data.codec import decode_heatmaps
 from symbols.checkpoint import save_checkpoint
 
 from inference.model import FlipTest, HeatmapModel
+from inference.model_dir import shape_prior_for
 from inference.onnx_export import onnx_model_of
 from inference.onnx_model import OnnxHeatmapModel
 from inference.onnx_quantize import quantize_model
@@ -25,6 +26,7 @@ LIBRARY_MXNET_BF16 = 'library MXNet bf16'
 LIBRARY_ONNX = 'library onnxruntime'
 ONE_SESSION = ', one session'
 FLIP = ', flip test'
+PRIOR = ', shape prior'
 
 
 @dataclass
@@ -75,7 +77,9 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
     on MXNet 1.9, and with the unfused graph MXNet 1.3 ran), the library path with MXNet at
     batch 1 and `batch_size` (and in bf16 with `bf16`), and the same with onnxruntime, in
     float and int8. The int8 model is calibrated on the timed crops themselves: fine for
-    speed, not for accuracy. The paths take turns (`rounds` passes each, time_per_face)."""
+    speed, not for accuracy. When the checkpoint has its shape prior beside it
+    (data/shape_prior.py), onnxruntime with the flip test is timed with it too. The paths take
+    turns (`rounds` passes each, time_per_face)."""
     crops = np.random.RandomState(seed).randint(0, 256, (faces, INPUT_SIZE, INPUT_SIZE, 3))
     crops = crops.astype(np.uint8)
     baseline = PerFaceBaseline(prefix, epoch)
@@ -107,6 +111,12 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
               (LIBRARY_MXNET + FLIP, library(FlipTest(mxnet_model)), 1),
               (LIBRARY_ONNX + FLIP, library(FlipTest(onnx_model)), 1),
               (LIBRARY_ONNX + ONE_SESSION + FLIP, library(FlipTest(one_session)), 1)]
+    prior = shape_prior_for(prefix, epoch, 'auto')
+    if prior is not None:
+        flipped = FlipTest(onnx_model)
+        codec = flipped.codec('subpixel')
+        paths.append((LIBRARY_ONNX + FLIP + PRIOR,
+                      lambda chunk: prior.decode(codec, flipped.predict(chunk)), 1))
     measured = time_per_face([(landmarks_of, batch) for _, landmarks_of, batch in paths], crops,
                              rounds, desc=os.path.basename(prefix), progress=progress)
     return [Timing(name, batch, *times) for (name, _, batch), times in zip(paths, measured)]
@@ -130,7 +140,20 @@ def format_timings(title, timings):
     for t in timings:
         lines.append('  %-44s %5d %9.1f %9.1f %9.2fx %9.2fx' % (
             (t.path, t.batch, t.wall_ms, t.cpu_ms) + t.speedup_over(reference)))
-    return '\n'.join(lines + bf16_ratios(timings) + onnxruntime_ratios(timings))
+    return '\n'.join(lines + bf16_ratios(timings) + onnxruntime_ratios(timings)
+                     + prior_cost(timings))
+
+
+def prior_cost(timings):
+    """The shape prior's extra time per face (onnxruntime, batch 1, flip test), if timed."""
+    by_path = {(t.path, t.batch): t for t in timings}
+    with_prior = by_path.get((LIBRARY_ONNX + FLIP + PRIOR, 1))
+    without = by_path.get((LIBRARY_ONNX + FLIP, 1))
+    if with_prior is None or without is None:
+        return []
+    return ['  shape prior, onnxruntime at batch 1 with the flip test: %+.2f ms per face '
+            '(CPU %+.2f ms)' % (with_prior.wall_ms - without.wall_ms,
+                                with_prior.cpu_ms - without.cpu_ms)]
 
 
 def onnxruntime_ratios(timings):

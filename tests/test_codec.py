@@ -180,6 +180,27 @@ def test_expectation_window_stops_at_the_border_and_flat_l2_maps_keep_the_peak_c
     assert codec.EXPECTATION_RADIUS < 30
 
 
+def test_peak_variances_measure_an_elongated_map_in_input_pixels():
+    """A ce map that is a Gaussian of sigma 2 cells along one axis and 1 across, turned 30
+    degrees: its variance is the mean of the two, (4 + 1) / 2 cells squared, whatever the
+    turn (up to the window's cut), and the stride squared times that in input pixels."""
+    angle = np.radians(30)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    inverse = np.linalg.inv(rotation.dot(np.diag([2.0 ** 2, 1.0])).dot(rotation.T))
+    rows, cols = np.mgrid[0:64, 0:64].astype(np.float64)
+    d = np.stack([cols - 30, rows - 20], axis=-1)
+    logits = -0.5 * np.einsum('hwa,ab,hwb->hw', d, inverse, d)
+    maps = np.stack([logits, np.full((64, 64), -30.0)])[np.newaxis].astype(np.float32)
+    maps[0, 1, 5, 5] = 0.0   # one sharp cell: no spread
+    variances = codec.peak_variances(maps, logits=True)[0]
+    assert variances[0] == pytest.approx(2.5, abs=0.1)
+    assert variances[1] == pytest.approx(0.0, abs=1e-6)
+    flat = np.zeros((1, 1, 64, 64), np.float32)   # l2, nothing positive: the whole window
+    assert codec.peak_variances(flat)[0, 0] == pytest.approx(10.0)   # (11^2 - 1) / 12
+    stride_two = codec.HeatmapCodec(loss='ce').variances(maps)[0]
+    np.testing.assert_allclose(stride_two, 4 * variances)
+
+
 def test_codec_target_encoding_is_checked_and_read_from_the_config():
     with pytest.raises(ValueError, match='target encoding'):
         codec.HeatmapCodec(target='exact')

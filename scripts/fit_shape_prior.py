@@ -1,0 +1,85 @@
+"""Fit a checkpoint's shape prior (data/shape_prior.py) and choose its noise settings on
+validation faces; write it beside the checkpoint, where FaceAligner, test.py and
+`evaluate.py --shape-prior` find it.
+
+    python scripts/fit_shape_prior.py --prefix models/hg1d4-resnet-m025-300w \
+        --train datasets/300w/train.rec --val datasets/300w/val.rec
+
+The Gaussian shape model and the model's error per coordinate come from the training faces'
+ground-truth crops; every (scale, exponent) of the grid is then scored on the validation
+faces, with the same decoding and flip test, and the lowest NME is kept. Prints the grid.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+from console import configure_logging, run_cli  # noqa: E402
+from data.codec import DECODE_METHODS  # noqa: E402
+from data.geometry import TOP_SHIFT  # noqa: E402
+from evaluation.metrics import point_errors  # noqa: E402
+from evaluation.protocol import protocol_predictions  # noqa: E402
+from inference import BACKENDS, load_heatmap_model  # noqa: E402
+from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
+from inference.model_dir import (is_model_dir, open_model_dir, params_digest,  # noqa: E402
+                                 shape_prior_path)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--prefix', required=True, help='checkpoint prefix or model directory')
+    parser.add_argument('--epoch', type=int, default=0)
+    parser.add_argument('--train', required=True, help='training .rec: the fit')
+    parser.add_argument('--val', required=True, help='validation .rec: the choice of settings')
+    parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
+                        help='top shift both .rec files were packed with')
+    parser.add_argument('--decode', choices=DECODE_METHODS, default='subpixel')
+    parser.add_argument('--no-flip-test', dest='flip_test', action='store_false',
+                        help='fit to single-pass predictions (default: with the flip test)')
+    parser.add_argument('--backend', choices=BACKENDS, default='auto')
+    parser.add_argument('--output', help='where to write it (default: shape-prior.npz beside '
+                                         'the checkpoint)')
+    return parser.parse_args(argv)
+
+
+def _nme(points, ground_truth):
+    return float(point_errors(points, ground_truth, 'eye').mean())
+
+
+def _main(argv=None):
+    args = parse_args(argv)
+    configure_logging()
+    for path in (args.train, args.val):
+        if not os.path.isfile(path):
+            raise ValueError('%s: no such .rec file' % path)
+    checkpoint = open_model_dir(args.prefix)[0] if is_model_dir(args.prefix) else args.prefix
+    digest = params_digest(checkpoint, args.epoch)
+    model = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16,
+                               flip_test=args.flip_test)
+    _, truth, points, variances = protocol_predictions(model, args.train, args.top_shift,
+                                                     args.decode)
+    prior = fit_shape_prior(truth, points, variances, params_sha256=digest)
+    _, val_truth, val_points, val_variances = protocol_predictions(model, args.val,
+                                                                 args.top_shift, args.decode)
+    prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, _nme)
+    print('%d training faces, %d validation faces; decode %s, flip test %s'
+          % (len(truth), len(val_truth), args.decode, 'on' if args.flip_test else 'off'))
+    print('validation NME without the prior: %.3f%%' % (100 * _nme(val_points, val_truth)))
+    for scale, exponent, nme in rows:
+        print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * nme))
+    output = args.output or shape_prior_path(args.prefix)
+    prior.save(output)
+    print('chose scale %g, exponent %g; wrote %s' % (prior.scale, prior.exponent, output))
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
