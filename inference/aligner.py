@@ -106,7 +106,7 @@ class FaceAligner:
     with avx512_bf16/amx_bf16; the detector stays float32).
     `shape_prior` refines every pass's decoded points with a Gaussian shape model
     (data.shape_prior): 'auto' (default) the one fitted to this checkpoint when it lies beside
-    it (the shipped 2D model has one), 'off', a `shape-prior.npz` path, or a ShapePrior.
+    it (both shipped models have one), 'off', a `shape-prior.npz` path, or a ShapePrior.
     """
 
     def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,

@@ -4,6 +4,9 @@ validation faces; write it beside the checkpoint, where FaceAligner, test.py and
 
     python scripts/fit_shape_prior.py --prefix models/hg1d4-resnet-m025-300w \
         --train datasets/300w/train.rec --val datasets/300w/val.rec
+    python scripts/fit_shape_prior.py --prefix models/hg1d4-resnet-m025-3d --landmark-type 3d \
+        --top-shift 30 --train datasets/aflw2000-3d-dev/train.rec \
+        --val datasets/aflw2000-3d-dev/val.rec
 
 The Gaussian shape model and the model's error per coordinate come from the training faces'
 ground-truth crops; every (scale, exponent) of the grid is then scored on the validation
@@ -20,7 +23,7 @@ sys.path.insert(0, ROOT)
 from console import configure_logging, run_cli  # noqa: E402
 from data.codec import DECODE_METHODS  # noqa: E402
 from data.geometry import TOP_SHIFT  # noqa: E402
-from evaluation.metrics import point_errors  # noqa: E402
+from evaluation.metrics import NORMALISER, point_errors  # noqa: E402
 from evaluation.protocol import protocol_predictions  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
 from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
@@ -36,7 +39,10 @@ def parse_args(argv=None):
     parser.add_argument('--train', required=True, help='training .rec: the fit')
     parser.add_argument('--val', required=True, help='validation .rec: the choice of settings')
     parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
-                        help='top shift both .rec files were packed with')
+                        help='top shift both .rec files were packed with (AFLW2000-3D: 30)')
+    parser.add_argument('--landmark-type', choices=sorted(NORMALISER), default='2d',
+                        help='picks the NME normaliser the settings are chosen by: eye-centre '
+                             'distance (2d) or ground-truth box (3d)')
     parser.add_argument('--decode', choices=DECODE_METHODS, default='subpixel')
     parser.add_argument('--no-flip-test', dest='flip_test', action='store_false',
                         help='fit to single-pass predictions (default: with the flip test)')
@@ -46,13 +52,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _nme(points, ground_truth):
-    return float(point_errors(points, ground_truth, 'eye').mean())
 
 
 def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
+
+    def nme(points, ground_truth):
+        return float(point_errors(points, ground_truth, NORMALISER[args.landmark_type]).mean())
+
     for path in (args.train, args.val):
         if not os.path.isfile(path):
             raise ValueError('%s: no such .rec file' % path)
@@ -65,10 +73,10 @@ def _main(argv=None):
     prior = fit_shape_prior(truth, points, variances, params_sha256=digest)
     _, val_truth, val_points, val_variances = protocol_predictions(model, args.val,
                                                                  args.top_shift, args.decode)
-    prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, _nme)
+    prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, nme)
     print('%d training faces, %d validation faces; decode %s, flip test %s'
           % (len(truth), len(val_truth), args.decode, 'on' if args.flip_test else 'off'))
-    print('validation NME without the prior: %.3f%%' % (100 * _nme(val_points, val_truth)))
+    print('validation NME without the prior: %.3f%%' % (100 * nme(val_points, val_truth)))
     for scale, exponent, nme in rows:
         print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * nme))
     output = args.output or shape_prior_path(args.prefix)

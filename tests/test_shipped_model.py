@@ -13,7 +13,7 @@ from data.converters import assign_splits, pack_pts_folder
 from evaluation.protocol import evaluate_rec
 from data.geometry import TOP_SHIFT
 from inference import HeatmapModel, load_heatmap_model
-from inference.aligner import FaceAligner
+from inference.aligner import DEFAULT_MODEL_DIRS, FaceAligner
 from inference.model_dir import card_sizes, shape_prior_for, shape_prior_path
 from inference.onnx_model import OnnxHeatmapModel
 from inference.onnx_export import onnx_model_of
@@ -97,13 +97,14 @@ def test_int8_shipped_model_stays_close(held_out_rec, tmp_path):
     assert abs(int8_nme - float_nme) < 0.005
 
 
-def test_shipped_shape_prior_belongs_to_the_shipped_weights():
+@pytest.mark.parametrize('landmark_type', sorted(DEFAULT_MODEL_DIRS))
+def test_shipped_shape_priors_belong_to_the_shipped_weights(landmark_type):
     """New weights need a new fit (scripts/fit_shape_prior.py): a prior of other weights is
     an error when named, and FaceAligner would silently run without one."""
-    folder = os.path.dirname(SHIPPED)
+    folder = DEFAULT_MODEL_DIRS[landmark_type]
     assert shape_prior_for(folder, 0, shape_prior_path(folder)) is not None
-    assert FaceAligner().shape_prior is not None
-    assert FaceAligner(shape_prior='off').shape_prior is None
+    assert FaceAligner(landmark_type=landmark_type).shape_prior is not None
+    assert FaceAligner(landmark_type=landmark_type, shape_prior='off').shape_prior is None
 
 
 def test_shape_prior_gains_on_held_out_300w_faces(held_out_rec):
