@@ -92,12 +92,12 @@ def main(argv=None):
 def same_box(args):
     """The original-protocol line and the same-box comparison on --rec."""
     try:
+        prior = shape_prior_for(args.prefix, args.epoch, args.shape_prior)
         dlib_landmarks = load_dlib_predictor(args.dlib_model)
         model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1,
                                    flip_test=args.flip_test)
         protocol = evaluate_rec(model, args.rec, os.path.basename(args.rec),
                                 args.landmark_type, args.top_shift, progress=False)
-        prior = shape_prior_for(args.prefix, args.epoch, args.shape_prior)
         print('original protocol (ground-truth crop, argmax, top shift %d): ours %.3f%% on %d '
               'faces' % (args.top_shift, protocol.mean_nme * 100, len(protocol.record_ids)))
         print('shape prior: %s' % ('on' if prior else 'off'))

