@@ -23,6 +23,7 @@ Printed:
 
     python scripts/bench_video.py
     python scripts/bench_video.py --image photo.jpg --frames 300 --smooth-beta 0.1
+    python scripts/bench_video.py --shape-prior off
 """
 import argparse
 import os
@@ -200,6 +201,8 @@ def _main(argv=None):
     parser.add_argument('--lag-frames', type=int, default=75, help='frames of each lag video')
     parser.add_argument('--lag-speeds', type=float, nargs='+', default=[0.5, 1.0, 2.0, 4.0],
                         help='speeds of the lag videos, pixels per frame')
+    parser.add_argument('--shape-prior', default='auto', metavar='auto|off|PATH',
+                        help="FaceAligner's shape prior (default: the shipped model's)")
     parser.add_argument('--redetect-every', type=int, default=DEFAULT_REDETECT_EVERY)
     parser.add_argument('--min-confidence', type=float, default=DEFAULT_MIN_CONFIDENCE)
     parser.add_argument('--smooth-min-cutoff', type=float, default=DEFAULT_MIN_CUTOFF)
@@ -211,7 +214,7 @@ def _main(argv=None):
     for speed in args.lag_speeds:
         check_range('--lag-speeds', speed, above=0)
     photo = read_image(args.image)
-    aligner = FaceAligner()
+    aligner = FaceAligner(shape_prior=args.shape_prior)
     if not aligner.get_landmarks(photo):
         raise ValueError('%s: no face found in the photo' % args.image)
     smoother = OneEuroFilter(args.smooth_min_cutoff, args.smooth_beta)
