@@ -6,7 +6,9 @@ sizes the graph really has, in its `| input / output |` row:
     | input / output | 128 x 128 RGB crop ... / 68 heatmaps of 64 x 64 |
 
 A checkpoint may also have a shape prior beside it (data.shape_prior, `shape-prior.npz`),
-fitted to its weights; `shape_prior_for` finds it and checks that it belongs to them.
+fitted to its weights; `shape_prior_for` finds it and checks that it belongs to them. An
+exported `NAME.onnx` keeps its prior in `NAME.shape-prior.npz` (scripts/export_onnx.py writes
+it) and the SHA-256 of the weights it was exported from in its metadata.
 """
 import hashlib
 import logging
@@ -20,6 +22,10 @@ CARD = 'README.md'
 PREFIX_NAME = 'model'
 _SIZES_ROW = re.compile(r'^\|\s*input / output\s*\|\s*(\d+) x (\d+)\b.*?/\s*(\d+) heatmaps of '
                         r'(\d+) x (\d+)\s*\|', re.MULTILINE)
+
+# ONNX metadata key of the SHA-256 of the weights file an export was made from: it ties a
+# shape prior fitted to those weights to the export.
+SOURCE_METADATA_KEY = 'source_params_sha256'
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +84,36 @@ def params_digest(prefix, epoch):
 
 
 def shape_prior_path(prefix):
-    """Where the shape prior of checkpoint `prefix` (or of a model directory) lives."""
+    """Where the shape prior of checkpoint `prefix` (or of a model directory, or of an
+    exported `.onnx` file) lives."""
+    if _is_onnx(prefix):
+        return '%s.%s' % (prefix[:-len('.onnx')], SHAPE_PRIOR_FILE)
     folder = prefix if is_model_dir(prefix) else os.path.dirname(prefix)
     return os.path.join(folder, SHAPE_PRIOR_FILE)
+
+
+def _is_onnx(prefix):
+    return str(prefix).lower().endswith('.onnx') and os.path.isfile(prefix)
+
+
+def _weights_digest(prefix, epoch):
+    """(SHA-256 of the weights `prefix` runs, a one-line reason when it cannot be known):
+    the checkpoint's weights file, or what an exported .onnx file records of its source."""
+    if not _is_onnx(prefix):
+        try:
+            return params_digest(prefix, epoch), None
+        except OSError as exc:
+            return None, 'cannot read %s (%s)' % (params_path(prefix, epoch), exc.strerror)
+    import onnx   # only for an exported model, as the onnxruntime backend does
+    from google.protobuf.message import DecodeError
+    try:
+        properties = {p.key: p.value for p in onnx.load(prefix).metadata_props}
+    except (OSError, ValueError, DecodeError) as exc:
+        return None, 'cannot read %s (%s)' % (prefix, str(exc).strip() or type(exc).__name__)
+    if SOURCE_METADATA_KEY not in properties:
+        return None, '%s does not record the weights it was exported from (export it again)' % (
+            prefix,)
+    return properties[SOURCE_METADATA_KEY], None
 
 
 def shape_prior_for(prefix, epoch, setting='auto'):
@@ -99,16 +132,12 @@ def shape_prior_for(prefix, epoch, setting='auto'):
     if not explicit and not os.path.isfile(path):
         return None
     prior = load_shape_prior(path)
-    try:
-        digest = params_digest(checkpoint, epoch)
-    except OSError:   # an exported .onnx file: no weights file to compare
-        message = '%s: cannot check that it was fitted to %s (no %s)' % (
-            path, checkpoint, params_path(checkpoint, epoch))
-    else:
-        if digest == prior.params_sha256:
-            return prior
-        message = '%s was fitted to other weights than %s' % (path,
-                                                             params_path(checkpoint, epoch))
+    digest, reason = _weights_digest(checkpoint, epoch)
+    if digest == prior.params_sha256:
+        return prior
+    weights = checkpoint if _is_onnx(checkpoint) else params_path(checkpoint, epoch)
+    message = ('%s: cannot check that it was fitted to %s: %s' % (path, weights, reason)
+               if reason else '%s was fitted to other weights than %s' % (path, weights))
     if explicit:
         raise ValueError(message + '; fit one with scripts/fit_shape_prior.py')
     logger.warning('%s: not using it', message)

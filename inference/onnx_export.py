@@ -34,6 +34,7 @@ from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_
                                 network_sizes, params_path, symbol_path)
 
 from .model import LOSS_METADATA_KEY
+from .model_dir import SOURCE_METADATA_KEY, params_digest
 
 # Newest opset of MXNet 1.9.1's ONNX translation tables (mx2onnx/_op_translations_opset13).
 EXPORT_OPSET = 13
@@ -89,7 +90,8 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     """The checkpoint's `heatmap_output` as a checked onnx.ModelProto with input `data`
     (N x 3 x S x S RGB 0..255, S the input size read off the graph) and one N x 68 x 64 x 64
     output; N is `batch_size`, or free when None. The checkpoint's heatmap loss, when its
-    graph names one, is kept in the metadata under LOSS_METADATA_KEY."""
+    graph names one, is kept in the metadata under LOSS_METADATA_KEY, and the SHA-256 of its
+    weights file under SOURCE_METADATA_KEY."""
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError('batch size must be at least 1, got %r' % (batch_size,))
     symbol, arg_params, aux_params = load_inference_checkpoint(prefix, epoch)
@@ -114,9 +116,11 @@ def onnx_model_of(prefix, epoch, batch_size=None):
     del model.graph.input[:]
     model.graph.input.extend(inputs)
     floor_nearest_upsampling(model)
+    properties = {SOURCE_METADATA_KEY: params_digest(prefix, epoch)}
     loss = checkpoint_loss(prefix)
     if loss is not None:
-        onnx.helper.set_model_props(model, {LOSS_METADATA_KEY: loss})
+        properties[LOSS_METADATA_KEY] = loss
+    onnx.helper.set_model_props(model, properties)
     onnx.checker.check_model(model)
     return model
 

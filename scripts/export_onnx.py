@@ -7,6 +7,10 @@ Input `data`: N x 3 x 128 x 128 RGB, 0..255 floats (the graph normalises); outpu
 64 x 64 heatmaps. N is free unless --batch-size fixes it. Run the file with
 `FaceAligner(path, backend='onnxruntime')` or inference.onnx_model.OnnxHeatmapModel.
 
+When the checkpoint has a shape prior fitted to it (data/shape_prior.py), it is written beside
+the export as NAME.shape-prior.npz, and the export records the SHA-256 of the weights it came
+from, so FaceAligner and evaluate.py use that prior with the .onnx file too.
+
 --int8-calibration REC writes an int8-quantized model instead, its activation ranges taken
 from protocol crops of the first --calibration-faces records of REC (inference.onnx_quantize):
 
@@ -21,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from console import check_range, run_cli  # noqa: E402
 from fileio import check_writable_dir  # noqa: E402
+from inference.model_dir import shape_prior_for, shape_prior_path  # noqa: E402
 from inference.onnx_export import export_onnx, onnx_model_of  # noqa: E402
 from inference.onnx_quantize import (DEFAULT_CALIBRATION_FACES, calibration_crops,  # noqa: E402
                                      model_input_size, save_quantized)
@@ -53,6 +58,9 @@ def _main(argv=None):
         export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
     kind = 'int8, calibrated on %d faces' % len(crops) if args.int8_calibration else 'float32'
     print('wrote %s (batch %s, %s)' % (args.output, args.batch_size or 'dynamic', kind))
+    prior = shape_prior_for(args.prefix, args.epoch, 'auto')
+    if prior is not None:
+        print('wrote %s (its shape prior)' % prior.save(shape_prior_path(args.output)))
     return 0
 
 

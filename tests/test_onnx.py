@@ -13,6 +13,7 @@ import symbols
 from data.codec import decode_heatmaps
 from inference import FaceAligner
 from inference.model import FlipTest, HeatmapModel, load_heatmap_model, resolve_backend
+from inference.model_dir import params_digest
 from inference.onnx_export import (EXPORT_OPSET, floor_nearest_upsampling,
                                    export_onnx as export_onnx_file)
 from inference.onnx_model import OnnxHeatmapModel, available_cpus
@@ -268,4 +269,6 @@ def test_cross_entropy_models_are_known_to_output_logits(tiny_prefix, dynamic_on
                         (OnnxHeatmapModel.from_file(ce_onnx), 'ce'),
                         (OnnxHeatmapModel.from_file(dynamic_onnx), 'l2')):
         assert model.loss == loss and model.codec('dark').loss == loss
-    assert {p.key: p.value for p in onnx.load(ce_onnx).metadata_props} == {'heatmap_loss': 'ce'}
+    # ... and the export records the weights it came from (a shape prior's check).
+    assert {p.key: p.value for p in onnx.load(ce_onnx).metadata_props} == {
+        'heatmap_loss': 'ce', 'source_params_sha256': params_digest(ce_prefix, 0)}

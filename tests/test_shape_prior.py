@@ -186,3 +186,29 @@ def test_demo_uses_the_shipped_prior_unless_told_not_to(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith(
         'error: %s: not a readable shape prior' % (tmp_path / 'none.npz'))
+
+
+def test_an_onnx_export_carries_its_prior(tmp_path, caplog):
+    """scripts/export_onnx.py writes the checkpoint's prior beside the export and the export
+    records its source weights, so the .onnx file finds its prior; an export that does not
+    record them (made before) is not trusted with one."""
+    import onnx
+    model = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
+    output = str(tmp_path / 'shipped.onnx')
+    run = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'export_onnx.py'),
+                          '--prefix', model, '--output', output],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert 'wrote %s (its shape prior)' % (tmp_path / 'shipped.shape-prior.npz') in run.stdout
+    prior = shape_prior_for(output, 0, 'auto')
+    assert prior is not None and prior.params_sha256 == params_digest(model, 0)
+    exported = onnx.load(output)
+    onnx.helper.set_model_props(exported, {'heatmap_loss': 'ce'})   # no source weights
+    old = str(tmp_path / 'old.onnx')
+    onnx.save(exported, old)
+    prior.save(shape_prior_path(old))
+    with caplog.at_level(logging.WARNING):
+        assert shape_prior_for(old, 0, 'auto') is None
+    assert 'does not record the weights it was exported from' in caplog.text
+    with pytest.raises(ValueError, match='cannot check that it was fitted to .*old.onnx'):
+        shape_prior_for(old, 0, shape_prior_path(old))
