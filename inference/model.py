@@ -13,7 +13,7 @@ from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_
                                 network_sizes, params_path, symbol_path)
 from symbols.precision import bf16_inference_model, check_dtype, prepare_bf16
 
-from .model_dir import check_card_matches, is_model_dir, open_model_dir
+from .model_dir import check_card_matches, is_model_dir, is_onnx_file, open_model_dir
 
 # ONNX metadata key of an exported model's heatmap loss ('ce' or 'l2'), which says how to read
 # its maps' peak confidence (data.codec.peak_confidence).
@@ -162,7 +162,7 @@ def resolve_backend(backend, prefix, ctx=None, dtype='float32'):
     onnxruntime). Any other name is returned as it is."""
     if backend != 'auto':
         return backend
-    if str(prefix).lower().endswith('.onnx'):
+    if is_onnx_file(prefix):
         return 'onnxruntime'
     on_cpu = ctx is None or ctx.device_type == 'cpu'
     return 'onnxruntime' if on_cpu and dtype == 'float32' and _onnxruntime_imports() else 'mxnet'
@@ -226,7 +226,7 @@ def _load_backend(prefix, epoch, backend, ctx, batch_size, dtype):
     except ImportError as exc:
         raise ValueError('the onnxruntime backend needs onnxruntime (%s); install '
                          'requirements-nodeps.txt or use backend mxnet' % exc) from None
-    if prefix.lower().endswith('.onnx'):
+    if is_onnx_file(prefix):
         if not os.path.isfile(prefix):
             raise ValueError('%s: no such ONNX model' % prefix)
         return OnnxHeatmapModel.from_file(prefix, batch_size=batch_size)

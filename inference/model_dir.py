@@ -34,10 +34,20 @@ def is_model_dir(path):
     return os.path.isdir(str(path))
 
 
+def is_onnx_file(prefix):
+    """Whether `prefix` names an exported ONNX model rather than a checkpoint."""
+    return str(prefix).lower().endswith('.onnx')
+
+
+def checkpoint_prefix(path):
+    """The checkpoint prefix of model directory `path`; any other path as it is."""
+    return os.path.join(path, PREFIX_NAME) if is_model_dir(path) else path
+
+
 def open_model_dir(path):
     """(checkpoint prefix, the card's card_sizes) of model directory `path`, read before the
     network is loaded; one-line ValueError when the checkpoint or the card is missing."""
-    prefix = os.path.join(path, PREFIX_NAME)
+    prefix = checkpoint_prefix(path)
     if not os.path.isfile('%s-symbol.json' % prefix):
         raise ValueError('%s: not a model directory (no %s-symbol.json in it); pass a checkpoint '
                          'prefix or a folder holding %s-symbol.json, %s-NNNN.params and %s'
@@ -86,20 +96,16 @@ def params_digest(prefix, epoch):
 def shape_prior_path(prefix):
     """Where the shape prior of checkpoint `prefix` (or of a model directory, or of an
     exported `.onnx` file) lives."""
-    if _is_onnx(prefix):
+    if is_onnx_file(prefix):
         return '%s.%s' % (prefix[:-len('.onnx')], SHAPE_PRIOR_FILE)
     folder = prefix if is_model_dir(prefix) else os.path.dirname(prefix)
     return os.path.join(folder, SHAPE_PRIOR_FILE)
 
 
-def _is_onnx(prefix):
-    return str(prefix).lower().endswith('.onnx') and os.path.isfile(prefix)
-
-
 def _weights_digest(prefix, epoch):
     """(SHA-256 of the weights `prefix` runs, a one-line reason when it cannot be known):
     the checkpoint's weights file, or what an exported .onnx file records of its source."""
-    if not _is_onnx(prefix):
+    if not is_onnx_file(prefix):
         try:
             return params_digest(prefix, epoch), None
         except OSError as exc:
@@ -126,7 +132,7 @@ def shape_prior_for(prefix, epoch, setting='auto'):
         return setting
     if setting in (None, False, 'off'):
         return None
-    checkpoint = os.path.join(prefix, PREFIX_NAME) if is_model_dir(prefix) else prefix
+    checkpoint = checkpoint_prefix(prefix)
     explicit = setting != 'auto'
     path = setting if explicit else shape_prior_path(prefix)
     if not explicit and not os.path.isfile(path):
@@ -135,7 +141,7 @@ def shape_prior_for(prefix, epoch, setting='auto'):
     digest, reason = _weights_digest(checkpoint, epoch)
     if digest == prior.params_sha256:
         return prior
-    weights = checkpoint if _is_onnx(checkpoint) else params_path(checkpoint, epoch)
+    weights = checkpoint if is_onnx_file(checkpoint) else params_path(checkpoint, epoch)
     message = ('%s: cannot check that it was fitted to %s: %s' % (path, weights, reason)
                if reason else '%s was fitted to other weights than %s' % (path, weights))
     if explicit:

@@ -19,16 +19,14 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-
 from console import configure_logging, run_cli  # noqa: E402
 from data.codec import DECODE_METHODS  # noqa: E402
 from data.geometry import TOP_SHIFT  # noqa: E402
+from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
 from evaluation.metrics import NORMALISER, point_errors  # noqa: E402
 from evaluation.protocol import protocol_predictions  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
-from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
-from inference.model_dir import (is_model_dir, open_model_dir, params_digest,  # noqa: E402
-                                 shape_prior_path)
+from inference.model_dir import checkpoint_prefix, params_digest, shape_prior_path  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -52,8 +50,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-
-
 def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
@@ -64,21 +60,20 @@ def _main(argv=None):
     for path in (args.train, args.val):
         if not os.path.isfile(path):
             raise ValueError('%s: no such .rec file' % path)
-    checkpoint = open_model_dir(args.prefix)[0] if is_model_dir(args.prefix) else args.prefix
-    digest = params_digest(checkpoint, args.epoch)
     model = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16,
                                flip_test=args.flip_test)
+    digest = params_digest(checkpoint_prefix(args.prefix), args.epoch)
     _, truth, points, variances = protocol_predictions(model, args.train, args.top_shift,
-                                                     args.decode)
+                                                       args.decode)
     prior = fit_shape_prior(truth, points, variances, params_sha256=digest)
-    _, val_truth, val_points, val_variances = protocol_predictions(model, args.val,
-                                                                 args.top_shift, args.decode)
+    _, val_truth, val_points, val_variances = protocol_predictions(
+        model, args.val, args.top_shift, args.decode)
     prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, nme)
     print('%d training faces, %d validation faces; decode %s, flip test %s'
           % (len(truth), len(val_truth), args.decode, 'on' if args.flip_test else 'off'))
     print('validation NME without the prior: %.3f%%' % (100 * nme(val_points, val_truth)))
-    for scale, exponent, nme in rows:
-        print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * nme))
+    for scale, exponent, error in rows:
+        print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * error))
     output = args.output or shape_prior_path(args.prefix)
     prior.save(output)
     print('chose scale %g, exponent %g; wrote %s' % (prior.scale, prior.exponent, output))
