@@ -74,7 +74,8 @@ def parse_args(argv=None):
     parser.add_argument('--unfloored-gt', action='store_true',
                         help='score against the labels as they are, not floored to the crop '
                              'grid as the original protocol does (docs/protocol.md §9)')
-    parser.add_argument('--shape-prior', nargs='?', const='beside', metavar='PATH',
+    # Given without a PATH it holds True (no path typed on a command line can equal it).
+    parser.add_argument('--shape-prior', nargs='?', const=True, metavar='PATH',
                         help='refine the decoded points with the shape prior fitted to the '
                              'checkpoint (data/shape_prior.py): the one beside it, or PATH; '
                              'not part of the original protocol')
@@ -123,7 +124,7 @@ def _main(argv=None):
     prior = None
     if args.shape_prior:
         prior = shape_prior_for(prefix, args.epoch, shape_prior_path(prefix)
-                                if args.shape_prior == 'beside' else args.shape_prior)
+                                if args.shape_prior is True else args.shape_prior)
     model = load_heatmap_model(prefix, args.epoch, args.backend, ctx=ctx,
                                batch_size=args.batch_size, flip_test=args.flip_test,
                                dtype=args.dtype)

@@ -156,6 +156,10 @@ def test_fit_script_writes_a_prior_that_evaluate_uses(tmp_path):
                          cwd=ROOT)
     assert run.returncode == 0, run.stderr
     assert ', shape prior' in run.stdout
+    beside = subprocess.run(evaluate + ['--shape-prior'], capture_output=True, text=True,
+                            cwd=ROOT)      # no PATH: the shipped one beside the model
+    assert beside.returncode == 0, beside.stderr
+    assert ', shape prior' in beside.stdout and beside.stdout != run.stdout
     missing = subprocess.run([sys.executable, os.path.join(ROOT, 'scripts', 'fit_shape_prior.py'),
                               '--prefix', model, '--train', str(tmp_path / 'none.rec'),
                               '--val', rec], capture_output=True, text=True, cwd=ROOT)
