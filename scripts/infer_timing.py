@@ -9,7 +9,7 @@ import numpy as np
 
 from console import progress as progress_bar
 import symbols
-from data.codec import decode_heatmaps
+from data.shape_prior import decode_landmarks
 from symbols.checkpoint import save_checkpoint
 
 from inference.model import FlipTest, HeatmapModel
@@ -91,8 +91,9 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
     one_session = OnnxHeatmapModel(float_onnx, batch_size=batch_size, workers=1)
     int8_model = OnnxHeatmapModel(quantize_model(float_onnx, crops), batch_size=batch_size)
 
-    def library(model):
-        return lambda chunk: decode_heatmaps(model.predict(chunk), INPUT_SIZE, 'subpixel')
+    def library(model, prior=None):
+        codec = model.codec('subpixel')
+        return lambda chunk: decode_landmarks(codec, model.predict(chunk), prior)
 
     paths = [(ORIGINAL, baseline.landmarks, 1),
              (UNFUSED, unfused.landmarks, 1),
@@ -113,10 +114,7 @@ def benchmark_checkpoint(prefix, epoch=0, faces=16, batch_size=16, seed=0, progr
               (LIBRARY_ONNX + ONE_SESSION + FLIP, library(FlipTest(one_session)), 1)]
     prior = shape_prior_for(prefix, epoch, 'auto')
     if prior is not None:
-        flipped = FlipTest(onnx_model)
-        codec = flipped.codec('subpixel')
-        paths.append((LIBRARY_ONNX + FLIP + PRIOR,
-                      lambda chunk: prior.decode(codec, flipped.predict(chunk)), 1))
+        paths.append((LIBRARY_ONNX + FLIP + PRIOR, library(FlipTest(onnx_model), prior), 1))
     measured = time_per_face([(landmarks_of, batch) for _, landmarks_of, batch in paths], crops,
                              rounds, desc=os.path.basename(prefix), progress=progress)
     return [Timing(name, batch, *times) for (name, _, batch), times in zip(paths, measured)]
