@@ -2,7 +2,9 @@
 HOG frontal-face detector, on (a) the first --count 450 x 450 crops of
 ../shared/data/300w-test-helen, (b) the same crops padded to 640 x 480 and (c) one 8000 x 6000
 image (the first crop padded to 4:3 and upscaled), timed separately (dlib with upsampling
-only with --huge-dlib: it takes about a minute there). MTCNN first sees every image size once
+only with --huge-dlib: it takes about a minute there), and (d) the crops with their annotated
+face painted grey (as scripts/mtcnn_second_chance.py blanks them), where MTCNN's second chance
+runs whenever the first search finds nothing; MTCNN is also timed without it. MTCNN first sees every image size once
 (it binds its executors then), so the table shows warm timings, as wall and process CPU time.
 MTCNN searches faces down to 20 px by default; it is also timed with larger smallest faces
 (--min-sizes), to compare with dlib's HOG, whose window is 80 px (40 px with one upsampling).
@@ -30,6 +32,7 @@ import numpy as np  # noqa: E402
 from console import machine_load  # noqa: E402
 from data.readers import read_pts  # noqa: E402
 from essh.mtcnn import MTCNNDetector  # noqa: E402
+from scripts.mtcnn_second_chance import blank_face  # noqa: E402
 
 DEFAULT_DATA = os.path.join(os.path.dirname(ROOT), 'shared', 'data', '300w-test-helen')
 VGA = (640, 480)
@@ -62,8 +65,9 @@ class DlibHog:
 class Mtcnn:
     def __init__(self, detector):
         self._detector = detector
-        self.name = 'mtcnn (min_size %d, L-Net %s)' % (detector.min_size,
-                                                      'on' if detector.refine_points else 'off')
+        self.name = 'mtcnn (min_size %d, L-Net %s%s)' % (
+            detector.min_size, 'on' if detector.refine_points else 'off',
+            '' if detector.retry_thresholds is not None else ', no second chance')
 
     def detect(self, image_bgr):
         return self._detector.detect(image_bgr)
@@ -96,7 +100,7 @@ def time_huge(detector, image, runs, warm_up):
     return statistics.median(walls), statistics.median(cpus), found
 
 
-def speed(detectors, crops, huge_dlib):
+def speed(detectors, crops, blanked, huge_dlib):
     vga = [pad_to(crop, *VGA) for crop in crops]
     base = crops[0]
     side = max(base.shape[:2])
@@ -104,7 +108,7 @@ def speed(detectors, crops, huge_dlib):
     rows = []
     for detector in detectors:
         row = [detector.name]
-        for images in (crops, vga):
+        for images in (crops, vga, blanked):
             row.append('%.1f / %.1f (%d faces)' % time_images(detector, images))
         if isinstance(detector, DlibHog) and detector.upsample > 0 and not huge_dlib:
             row.append('not timed (--huge-dlib)')
@@ -117,6 +121,7 @@ def speed(detectors, crops, huge_dlib):
     header = ['detector', 'ms/img %d x %d crops (n=%d)' % (base.shape[1], base.shape[0],
                                                            len(crops)),
               'ms/img 640 x 480 (n=%d)' % len(crops),
+              'ms/img the crops, face blanked (n=%d)' % len(blanked),
               'ms 8000 x 6000 (MTCNN: median of %d)' % HUGE_RUNS]
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = ['| ' + ' | '.join(c.ljust(w) for c, w in zip(header, widths)) + ' |',
@@ -183,17 +188,20 @@ def main(argv=None):
         print('error: --count must be at least 1', file=sys.stderr)
         return 2
     crops = [cv2.imread(stem + '.jpg') for stem in stems[:args.count]]
+    blanked = [blank_face(crop, read_pts(stem + '.pts'))
+               for crop, stem in zip(crops, stems)]
     mtcnn = MTCNNDetector(ctx=mx.cpu())
     # Larger smallest faces for comparison with dlib, whose HOG window is 80 px (40 px with
     # one upsampling).
-    detectors = [Mtcnn(mtcnn)] + [Mtcnn(MTCNNDetector(ctx=mx.cpu(), min_size=size))
-                                  for size in args.min_sizes if size != mtcnn.min_size]
+    detectors = [Mtcnn(mtcnn), Mtcnn(MTCNNDetector(ctx=mx.cpu(), retry_thresholds=None))]
+    detectors += [Mtcnn(MTCNNDetector(ctx=mx.cpu(), min_size=size))
+                  for size in args.min_sizes if size != mtcnn.min_size]
     try:
         detectors += [DlibHog(0), DlibHog(1)]
     except ImportError:
         print('note: dlib is not installed (import dlib failed): its HOG detector is not timed')
     print(machine_load())
-    print(speed(detectors, crops, args.huge_dlib))
+    print(speed(detectors, crops, blanked, args.huge_dlib))
     if args.quality:
         print('\nquality on %s (%d faces): a face is found when a box contains the centre of '
               'its landmark box; eye error = mean of both eye points\' distances to the '
