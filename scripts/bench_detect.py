@@ -4,8 +4,9 @@ HOG frontal-face detector, on (a) the first --count 450 x 450 crops of
 image (the first crop padded to 4:3 and upscaled), timed separately (dlib with upsampling
 only with --huge-dlib: it takes about a minute there), and (d) the crops with their annotated
 face painted grey (as scripts/mtcnn_second_chance.py blanks them), where MTCNN's second chance
-runs whenever the first search finds nothing; MTCNN is also timed without it. MTCNN first sees every image size once
-(it binds its executors then), so the table shows warm timings, as wall and process CPU time.
+runs whenever the first search finds nothing; MTCNN is also timed without it. MTCNN first sees
+every image size once (it binds its executors then), so the table shows warm timings, as wall
+and process CPU time.
 MTCNN searches faces down to 20 px by default; it is also timed with larger smallest faces
 (--min-sizes), to compare with dlib's HOG, whose window is 80 px (40 px with one upsampling).
 `--quality` also measures MTCNN on every face of the folder: how many are found, and the median

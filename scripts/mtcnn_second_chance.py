@@ -72,26 +72,22 @@ def photos(sources, skipped, limit=None):
                 skipped.append('%s: %s: %s' % (source, name, exc))
 
 
-def first_search_misses(first, sources, skipped, transform=None, limit=None):
-    """(photos seen, [(image, points)] of those where `first` keeps no face)."""
-    seen, missed = 0, []
-    for image, points in progress(photos(sources, skipped, limit), desc='first search',
-                                  unit='photo'):
+def search_counts(first, seconds, sources, skipped, blanked, limit=None):
+    """(photos seen, photos where `first` keeps no face, for each of `seconds` how many of
+    those it finds the annotated face in, or with `blanked`, fires on)."""
+    seen, missed, counts = 0, 0, [0] * len(seconds)
+    for image, points in progress(photos(sources, skipped, limit), desc='photos', unit='photo'):
         seen += 1
-        image = image if transform is None else transform(image, points)
-        if not first.detect(image):
-            missed.append((image, points))
-    return seen, missed
-
-
-def second_search_counts(second, missed, blanked):
-    """How many of `missed` the second search finds (faces) or fires on (blanked photos)."""
-    count = 0
-    for image, points in missed:
-        faces = second.detect(image)
-        count += bool(faces) if blanked else matching_box([face.box for face in faces],
-                                                          points) is not None
-    return count
+        if blanked:
+            image = blank_face(image, points)
+        if first.detect(image):
+            continue
+        missed += 1
+        for index, second in enumerate(seconds):
+            faces = second.detect(image)
+            counts[index] += (bool(faces) if blanked else
+                              matching_box([face.box for face in faces], points) is not None)
+    return seen, missed, counts
 
 
 def _main(argv=None):
@@ -112,19 +108,19 @@ def _main(argv=None):
     first = MTCNNDetector(ctx=mx.cpu(), retry_thresholds=None)
     seconds = [MTCNNDetector(ctx=mx.cpu(), thresholds=cuts, min_size=size,
                              retry_thresholds=None) for cuts, size in settings]
-    columns = [('faces', args.faces, None, False)] + [
-        ('blanked %s' % source, [source], blank_face, True) for source in args.blanked]
+    columns = [('faces', args.faces, False)] + [
+        ('blanked %s' % source, [source], True) for source in args.blanked]
     header, rows = ['second search: cuts (P, R, O) @ smallest face'], [[] for _ in settings]
     skipped = []
-    for title, sources, transform, blanked in columns:
-        seen, missed = first_search_misses(first, sources, skipped, transform,
-                                           args.limit if blanked else None)
-        verb = 'fires on' if blanked else 'finds'
+    for title, sources, blanked in columns:
+        seen, missed, counts = search_counts(first, seconds, sources, skipped, blanked,
+                                             args.limit if blanked else None)
         header.append('%s: %s (of %d; first search %s %d of %d)'
-                      % (title, verb, len(missed), 'fired on' if blanked else 'missed',
-                         seen - len(missed) if blanked else len(missed), seen))
-        for row, second in zip(rows, seconds):
-            row.append(second_search_counts(second, missed, blanked))
+                      % (title, 'fires on' if blanked else 'finds', missed,
+                         'fired on' if blanked else 'missed',
+                         seen - missed if blanked else missed, seen))
+        for row, count in zip(rows, counts):
+            row.append(count)
     print('| %s |' % ' | '.join(header))
     print('|%s' % ('---|' * len(header)))
     for text, row in zip(args.settings, rows):

