@@ -262,7 +262,7 @@ def _warped_box(box, matrix):
 
 
 def crop_detected_face(image_bgr, face, detector, threshold, output_size=128,
-                       require_redetection=False):
+                       require_redetection=False, choose_redetection=None):
     """(output_size^2 BGR crop, M_align, M_crop) for one detected face, or None.
 
     As the original's demo and `--use-essh` evaluation: with five points the image is first
@@ -271,6 +271,10 @@ def crop_detected_face(image_bgr, face, detector, threshold, output_size=128,
     `require_redetection` (the evaluation protocol counts such an image as a miss). Without
     points the detector box is cropped directly (M_align is the identity). The crop is a
     square of 1.2 x the box's longer side.
+
+    `choose_redetection(faces, mapped_box)` picks the second detection's face from its
+    faces and the first box mapped into the aligned image, or None to crop the mapped box;
+    by default the face nearest the aligned image's centre, as the original did.
     """
     if face.points is None:
         m_align, aligned, box = IDENTITY, image_bgr, np.asarray(face.box, dtype=np.float64)
@@ -280,11 +284,14 @@ def crop_detected_face(image_bgr, face, detector, threshold, output_size=128,
                                        ALIGN_TEMPLATE)
         aligned = cv2.warpAffine(image_bgr, m_align, (ALIGN_SIZE, ALIGN_SIZE),
                                  borderValue=0.0)
-        again = nearest_to_centre(detector.detect(aligned, threshold=threshold), aligned.shape)
+        found = detector.detect(aligned, threshold=threshold)
+        mapped = _warped_box(face.box, m_align)
+        again = (nearest_to_centre(found, aligned.shape) if choose_redetection is None
+                 else choose_redetection(found, mapped))
         if again is None and require_redetection:
             return None
         # The detector's own box precision, as the original cropped from it.
-        box = np.asarray(again.box) if again is not None else _warped_box(face.box, m_align)
+        box = np.asarray(again.box) if again is not None else mapped
     m_crop = box_transform(box, output_size, BOX_MARGIN)
     crop = cv2.warpAffine(aligned, m_crop, (output_size, output_size), borderValue=0.0)
     return crop, m_align, m_crop

