@@ -12,8 +12,8 @@ from helpers import save_tiny_model
 
 import essh
 import symbols
-from data.geometry import (ALIGN_SIZE, crop_detected_face, crop_to_image, image_to_crop, protocol_crop,
-                           warp_points)
+from data.geometry import (ALIGN_SIZE, crop_detected_face, crop_to_image, image_to_crop,
+                           protocol_crop, warp_points)
 from data.images import read_image, to_bgr8
 from data.landmarks import five_points
 from data.readers import read_pts
