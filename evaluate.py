@@ -13,6 +13,7 @@ import essh
 from console import check_range, configure_logging, run_cli
 from data.codec import DECODE_METHODS
 from data.geometry import ALIGN_SIZE, REFINE_MODES, TOP_SHIFT
+from data.recordio import top_shift_for
 from evaluation.protocol import evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
@@ -25,7 +26,8 @@ from symbols.precision import DTYPES
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='NME of a heatmap network on a test .rec')
     parser.add_argument('--dataset', default='ibug', choices=sorted(TOP_SHIFT),
-                        help='test set: picks <data-dir>/<dataset>.rec and the crop top shift')
+                        help='test set: picks <data-dir>/<dataset>.rec and the crop top shift '
+                             '(for records without a packed shift)')
     parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params), '
                              'a model directory (checkpoint and card) or a .onnx file (default: '
@@ -66,9 +68,9 @@ def parse_args(argv=None):
                              '(subpixel), the DARK Taylor step (dark) or the mean near the '
                              'peak (expectation); docs/protocol.md §4, §9')
     parser.add_argument('--top-shift', type=int, default=None,
-                        help='crop top shift (default: the test set\'s preset, '
-                             'docs/protocol.md); for records packed with another '
-                             'pack_rec.py --top-shift')
+                        help='crop top shift (default: the shift the records were packed '
+                             'with, which pack_rec.py notes in the .meta.json sidecar, else '
+                             'the test set\'s preset, docs/protocol.md §3.1)')
     parser.add_argument('--flip-test', action='store_true',
                         help='average each crop\'s heatmaps with its mirror image\'s')
     parser.add_argument('--unfloored-gt', action='store_true',
@@ -132,7 +134,8 @@ def _main(argv=None):
     if args.use_essh:
         detector = essh.load_detector(
             args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
-    top_shift = TOP_SHIFT[args.dataset] if args.top_shift is None else args.top_shift
+    top_shift = (top_shift_for(rec_path, preset=TOP_SHIFT[args.dataset])
+                 if args.top_shift is None else args.top_shift)
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
                           decode=args.decode, batch_size=args.batch_size, detector=detector,
                           floor_ground_truth=not args.unfloored_gt, refine=args.refine,

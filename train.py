@@ -76,8 +76,8 @@ def parse_args(argv=None):
     p.add_argument('--val-targets', help='comma-separated names of validation .rec files in '
                    '--data-dir (default: the data set preset\'s, e.g. ibug,cofw_testset)')
     p.add_argument('--val-top-shift', type=int, help='crop top shift for validation (default: '
-                   'by target name, 30 for names outside the test sets); match pack_rec.py '
-                   '--top-shift')
+                   'the one pack_rec.py noted in the target\'s sidecar, else by target name, '
+                   '30 for names outside the test sets)')
     p.add_argument('--force', action='store_true',
                    help='start over on a --prefix that holds an earlier run, replacing it')
     p.add_argument('--max-steps', type=int,

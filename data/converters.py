@@ -143,7 +143,8 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
     to load or to fit a record is skipped and listed in the summary; the run fails (ValueError)
     only when no sample at all could be packed, and then leaves no files. Each split gets a
     sidecar (`data.recordio.read_sidecar`): per record its sample name and the sample's
-    `facts()`, and the split's count of faces kept with points off their image.
+    `facts()`; for the split, the count of faces kept with points off their image and the top
+    shift of its layout (`data.recordio.packed_top_shift`).
     """
     started = time.time()
     summary = PackSummary()
@@ -173,7 +174,8 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
             if target not in writers:
                 writers[target] = stack.enter_context(
                     RecordWriter(os.path.join(out_dir, target), quality=quality))
-                writers[target].about = {'source': source or '', 'outside_image': 0}
+                writers[target].about = {'source': source or '', 'outside_image': 0,
+                                         'top_shift': top_shift}
                 summary.paths[target] = writers[target].rec_path
             writers[target].write(record, record_points, facts)
             writers[target].about['outside_image'] += facts['outside_image']

@@ -15,7 +15,6 @@ by step (float32 points, float64 matrices, the same composition order and intege
 crops and ground-truth round trips match it bit for bit where the image decoder does.
 """
 import math
-import os
 
 import cv2
 import numpy as np
@@ -37,12 +36,6 @@ TOP_SHIFT = {'ibug': 36, 'cofw_testset': 45, '300W': 40, 'AFLW2000-3D': 30}
 DEFAULT_TOP_SHIFT = 30
 # Side of the protocol crop square relative to the larger side of the shifted box.
 BOX_MARGIN = 1.2
-
-
-def top_shift_for(rec_path):
-    """The box top shift for a test `.rec` file, looked up by its base name."""
-    name = os.path.splitext(os.path.basename(rec_path))[0]
-    return TOP_SHIFT.get(name, DEFAULT_TOP_SHIFT)
 
 
 def _homogeneous(matrix):

@@ -17,8 +17,8 @@ import numpy as np
 from .augment import Augmentation
 from .codec import HeatmapCodec
 from .landmarks import NUM_LANDMARKS
+from .recordio import top_shift_for
 from .records import RecordFile
-from .geometry import top_shift_for
 from .workers import CROP_MISS, SampleLoader, SampleStream
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import numpy as np
 
 from fileio import write_json_atomic
 
+from .geometry import DEFAULT_TOP_SHIFT, TOP_SHIFT
 from .landmarks import NUM_LANDMARKS
 
 # Per-record facts a label of 136 floats cannot hold (source name, head pose) live in a JSON
@@ -79,6 +80,38 @@ def read_sidecar(rec_path):
         return {int(key): dict(value) for key, value in records.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError('%s: not a record sidecar (%s)' % (path, err)) from None
+
+
+def packed_top_shift(rec_path):
+    """The box top shift `rec_path`'s records were laid out with, as pack_rec.py records it
+    in the sidecar; None when there is no sidecar or it predates that fact (released data
+    sets, older packs). ValueError naming the file when the sidecar is damaged."""
+    path = sidecar_path(rec_path)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as handle:
+            shift = json.load(handle).get('top_shift')
+        if shift is None:
+            return None
+        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+            raise ValueError('top_shift is %r, not a pixel count' % (shift,))
+        return shift
+    except (OSError, ValueError, AttributeError) as err:
+        raise ValueError('%s: not a record sidecar (%s)' % (path, err)) from None
+
+
+def top_shift_for(rec_path, preset=None):
+    """The box top shift of a `.rec`: the one its records were packed with (sidecar), else
+    `preset`, else the preset of its base name (data.geometry.TOP_SHIFT; 30 for other
+    names)."""
+    shift = packed_top_shift(rec_path)
+    if shift is not None:
+        return shift
+    if preset is not None:
+        return preset
+    name = os.path.splitext(os.path.basename(rec_path))[0]
+    return TOP_SHIFT.get(name, DEFAULT_TOP_SHIFT)
 
 
 class RecordWriter:

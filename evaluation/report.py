@@ -31,7 +31,9 @@ def summary_lines(result):
         ' with flip test' if result.flip_test else '',
         _ground_truth_label(result))
         + (', shape prior' if result.shape_prior else '')
-        + (', crops tilted %g degrees' % result.tilt if result.tilt else ''))
+        + (', crops tilted %g degrees' % result.tilt if result.tilt else '')
+        + ('' if result.detector or result.top_shift is None
+           else ', top shift %d' % result.top_shift))
     lines.extend('  skipped record %d: %s' % skip for skip in result.skipped)
     return lines
 

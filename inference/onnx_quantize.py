@@ -20,9 +20,9 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
                                       QuantType, quantize_static)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from data.recordio import unpack_record
+from data.geometry import protocol_crop
+from data.recordio import top_shift_for, unpack_record
 from data.records import RecordFile
-from data.geometry import protocol_crop, top_shift_for
 from fileio import atomic_write
 
 from .model import crops_to_planes
@@ -52,7 +52,8 @@ def model_input_size(model):
 
 def calibration_crops(rec_path, count=DEFAULT_CALIBRATION_FACES, top_shift=None, input_size=128):
     """(N, S, S, 3) BGR protocol crops (S = input_size) of the first `count` readable records
-    of a `.rec` (the box top shift of its file name unless `top_shift` is given)."""
+    of a `.rec` (the box top shift it was packed with, data.recordio.top_shift_for, unless
+    `top_shift` is given)."""
     records = RecordFile(rec_path)
     shift = top_shift_for(records.rec_path) if top_shift is None else top_shift
     crops = []

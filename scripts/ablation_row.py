@@ -18,6 +18,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from console import run_cli  # noqa: E402
+from data.geometry import TOP_SHIFT  # noqa: E402
+from data.recordio import top_shift_for  # noqa: E402
 import essh  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
@@ -42,11 +44,12 @@ def parse_args(argv=None):
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--val', required=True, help='validation .rec (selection)')
     parser.add_argument('--test', required=True, help='test .rec (reported only)')
-    parser.add_argument('--top-shift', type=int, default=40,
-                        help='top shift both .rec files were packed with')
+    parser.add_argument('--top-shift', type=int, default=None,
+                        help='top shift both .rec files were packed with (default: each '
+                             'file\'s own, noted by pack_rec.py, else the 300W preset, 40)')
     parser.add_argument('--backend', choices=BACKENDS, default='auto')
     parser.add_argument('--skip-detector', action='store_true',
-                        help='leave out the two MTCNN columns (the slow ones)')
+                        help='leave out the MTCNN columns (the slow ones)')
     return parser.parse_args(argv)
 
 
@@ -58,12 +61,15 @@ def _main(argv=None):
     plain = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16)
     flipped = FlipTest(plain)    # the same loaded network, not a second copy
     detector = None if args.skip_detector else essh.load_detector('mtcnn')
+    top_shift = {split: top_shift_for(path, preset=TOP_SHIFT['300W'])
+                 if args.top_shift is None else args.top_shift
+                 for split, path in (('val', args.val), ('test', args.test))}
     cells = []
     for title, split, decode, flip, floored, detected, refine in COLUMNS:
         if detected and detector is None:
             continue
         result = evaluate_rec(flipped if flip else plain, args.val if split == 'val' else args.test,
-                              split, '2d', args.top_shift, decode=decode,
+                              split, '2d', top_shift[split], decode=decode,
                               detector=detector if detected else None,
                               floor_ground_truth=floored, refine=refine)
         missed = ' (%d missed)' % len(result.skipped) if result.skipped else ''

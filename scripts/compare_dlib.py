@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from console import configure_logging  # noqa: E402
 from data.codec import DECODE_METHODS  # noqa: E402
 from data.geometry import TOP_SHIFT  # noqa: E402
+from data.recordio import top_shift_for  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
 from inference.aligner import DEFAULT_MODEL  # noqa: E402
@@ -52,8 +53,9 @@ def main(argv=None):
                         help='refine our points with the shape prior fitted to the checkpoint '
                              '(auto: the one beside it, if any; data/shape_prior.py); the '
                              'original-protocol line never uses it')
-    parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
-                        help='protocol box top shift of the original-protocol line (300W: 40)')
+    parser.add_argument('--top-shift', type=int, default=None,
+                        help='protocol box top shift of the original-protocol line (default: '
+                             'the one --rec was packed with, else the 300W preset, 40)')
     parser.add_argument('--dlib-model', help="dlib shape predictor .dat (default: "
                         "face_recognition_models' 68-point model)")
     parser.add_argument('--end-to-end', metavar='FOLDER_OR_REC',
@@ -96,10 +98,12 @@ def same_box(args):
         dlib_landmarks = load_dlib_predictor(args.dlib_model)
         model = load_heatmap_model(args.prefix, args.epoch, backend=args.backend, batch_size=1,
                                    flip_test=args.flip_test)
+        top_shift = (top_shift_for(args.rec, preset=TOP_SHIFT['300W'])
+                     if args.top_shift is None else args.top_shift)
         protocol = evaluate_rec(model, args.rec, os.path.basename(args.rec),
-                                args.landmark_type, args.top_shift, progress=False)
+                                args.landmark_type, top_shift, progress=False)
         print('original protocol (ground-truth crop, argmax, top shift %d): ours %.3f%% on %d '
-              'faces' % (args.top_shift, protocol.mean_nme * 100, len(protocol.record_ids)))
+              'faces' % (top_shift, protocol.mean_nme * 100, len(protocol.record_ids)))
         print('shape prior: %s' % ('on' if prior else 'off'))
         result = compare_with_dlib(model, dlib_landmarks, args.rec, args.landmark_type,
                                    args.decode, shape_prior=prior)

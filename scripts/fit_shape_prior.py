@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 from console import configure_logging, run_cli  # noqa: E402
 from data.codec import DECODE_METHODS  # noqa: E402
 from data.geometry import TOP_SHIFT  # noqa: E402
+from data.recordio import top_shift_for  # noqa: E402
 from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
 from evaluation.metrics import NORMALISER, point_errors  # noqa: E402
 from evaluation.protocol import protocol_predictions  # noqa: E402
@@ -36,8 +37,9 @@ def parse_args(argv=None):
     parser.add_argument('--epoch', type=int, default=0)
     parser.add_argument('--train', required=True, help='training .rec: the fit')
     parser.add_argument('--val', required=True, help='validation .rec: the choice of settings')
-    parser.add_argument('--top-shift', type=int, default=TOP_SHIFT['300W'],
-                        help='top shift both .rec files were packed with (AFLW2000-3D: 30)')
+    parser.add_argument('--top-shift', type=int, default=None,
+                        help='top shift both .rec files were packed with (default: each '
+                             'file\'s own, noted by pack_rec.py, else the 300W preset, 40)')
     parser.add_argument('--landmark-type', choices=sorted(NORMALISER), default='2d',
                         help='picks the NME normaliser the settings are chosen by: eye-centre '
                              'distance (2d) or ground-truth box (3d)')
@@ -63,11 +65,15 @@ def _main(argv=None):
     model = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16,
                                flip_test=args.flip_test)
     digest = params_digest(checkpoint_prefix(args.prefix), args.epoch)
-    _, truth, points, variances = protocol_predictions(model, args.train, args.top_shift,
-                                                       args.decode)
+    def top_shift(path):
+        return (top_shift_for(path, preset=TOP_SHIFT['300W']) if args.top_shift is None
+                else args.top_shift)
+
+    _, truth, points, variances = protocol_predictions(model, args.train,
+                                                       top_shift(args.train), args.decode)
     prior = fit_shape_prior(truth, points, variances, params_sha256=digest)
     _, val_truth, val_points, val_variances = protocol_predictions(
-        model, args.val, args.top_shift, args.decode)
+        model, args.val, top_shift(args.val), args.decode)
     prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, nme)
     print('%d training faces, %d validation faces; decode %s, flip test %s'
           % (len(truth), len(val_truth), args.decode, 'on' if args.flip_test else 'off'))

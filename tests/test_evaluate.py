@@ -83,7 +83,8 @@ def test_prediction_at_snapped_ground_truth_scores_zero(synthetic_rec, landmark_
     assert result.mean_nme == pytest.approx(0.0, abs=1e-9)
     assert result.summary_line == 'nme on ibug is 0.000%'
     snapped = {'2d': 'floored', '3d': 'rounded'}[landmark_type]
-    assert summary_lines(result)[-1].endswith(', %s ground truth' % snapped)
+    assert summary_lines(result)[-1].endswith(', %s ground truth, top shift %d'
+                                              % (snapped, TOP_SHIFT['ibug']))
 
 
 def test_top_shift_overrides_the_test_sets_own(synthetic_rec):
@@ -109,7 +110,8 @@ def test_tilted_crops_turn_the_face_and_map_back(synthetic_rec):
                          '2d', TOP_SHIFT['ibug'], progress=False, tilt=30)
     assert exact.mean_nme == pytest.approx(0.0, abs=1e-9)
     assert exact.summary()['tilt'] == 30
-    assert summary_lines(exact)[-1].endswith('floored ground truth, crops tilted 30 degrees')
+    assert summary_lines(exact)[-1].endswith('floored ground truth, crops tilted 30 degrees, '
+                                             'top shift 36')
     wrong = evaluate_rec(OraclePredictor(upright, peaks_at(np.floor)), synthetic_rec, 'ibug',
                          '2d', TOP_SHIFT['ibug'], progress=False, tilt=30)
     assert wrong.mean_nme > 0.1

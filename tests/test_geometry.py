@@ -48,14 +48,9 @@ def test_affine_helpers():
                                               geometry.invert_affine(composed)), points)
 
 
-def test_template_and_top_shifts():
+def test_template():
     assert geometry.ALIGN_TEMPLATE.dtype == np.float32
     assert np.allclose(geometry.ALIGN_TEMPLATE[0], [38.2946 * 2 + 80, 41.6963 * 2 + 80])
-    assert geometry.top_shift_for('/data/ibug.rec') == 36
-    assert geometry.top_shift_for('cofw_testset.rec') == 45
-    assert geometry.top_shift_for('x/300W.rec') == 40
-    assert geometry.top_shift_for('AFLW2000-3D.rec') == 30
-    assert geometry.top_shift_for('val.rec') == geometry.DEFAULT_TOP_SHIFT
 
 
 def test_training_crop_geometry():
