@@ -24,7 +24,8 @@ def image_tensor(image_bgr):
 
 
 def default_context():
-    return mx.gpu(0) if mx.context.num_gpus() > 0 else mx.cpu()
+    """The CPU, as everywhere else in the toolkit: a GPU is used only when passed."""
+    return mx.cpu()
 
 
 class ESSHDetector:

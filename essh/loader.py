@@ -42,8 +42,8 @@ def load_detector(name='mtcnn', model_dir=None, ctx=None):
     name: 'mtcnn' (default): the bundled MTCNN cascade (boxes and five points), weights from
     model_dir (default models/mtcnn); 'essh': the original's ESSH detector, from model_dir
     (default essh-model/) holding essh-symbol.json and essh-0000.params; 'haar': OpenCV's
-    frontal-face cascade (boxes only), model_dir unused. ctx: MXNet context (default GPU 0
-    when there is one, else CPU); Haar always runs on the CPU.
+    frontal-face cascade (boxes only), model_dir unused. ctx: MXNet context (default the CPU,
+    as for the landmark model); Haar always runs on the CPU.
     """
     if name not in DETECTORS:
         raise ValueError('unknown face detector %r (choose from %s)' % (name, ', '.join(DETECTORS)))

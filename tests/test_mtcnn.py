@@ -278,6 +278,14 @@ def test_load_detector_defaults_to_the_bundled_mtcnn():
     assert isinstance(detector, essh.MTCNNDetector) and detector.name == 'mtcnn'
 
 
+def test_without_a_context_the_detector_runs_on_the_cpu_even_where_a_gpu_is_seen(monkeypatch):
+    # As the landmark model: a GPU is used only when passed (README, "GPU").
+    monkeypatch.setattr(mx.context, 'num_gpus', lambda: 1)
+    detector = essh.load_detector()
+    assert detector.ctx == mx.cpu()
+    assert detector.detect(np.zeros((64, 64, 3), np.uint8)) == []
+
+
 def copy_models(tmp_path):
     target = tmp_path / 'mtcnn'
     shutil.copytree(MODEL_DIR, str(target))
