@@ -14,7 +14,7 @@ from console import check_range, configure_logging, run_cli
 from data.codec import TARGET_ENCODINGS
 from data.geometry import ALIGN_SIZE
 from fileio import check_writable_dir
-from symbols.heatmap_net import LOSSES
+from symbols.heatmap_net import LOSSES, validate as validate_network
 from symbols.precision import DTYPES, check_dtype
 from training import TrainingDiverged, fit
 from training.distributed import KVSTORES, parse_contexts
@@ -28,7 +28,10 @@ def parse_args(argv=None):
     p.add_argument('--data-dir', help="folder with train.rec and the validation .rec files "
                                       "(default: the data set's preset)")
     p.add_argument('--prefix', help='checkpoint prefix: PREFIX-symbol.json, PREFIX-%%04d.params')
-    p.add_argument('--pretrained', default='', help='PREFIX,EPOCH of a checkpoint to fine-tune')
+    p.add_argument('--pretrained', default='', help='PREFIX,EPOCH of a checkpoint, or a model '
+                   'folder, to fine-tune: its arrays fill the network\'s parameters of the same '
+                   'name and shape (the rest start random, e.g. another final layer); refused '
+                   'when they fill fewer than half of them (another architecture)')
     p.add_argument('--teacher', default='', help='PREFIX,EPOCH of a checkpoint, or a model '
                    'folder, to distil from: its heatmaps of each training batch are mixed into '
                    'the targets (same input size, heatmap size and loss as the student)')
@@ -37,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument('--teacher-flip-test', action='store_true',
                    help="average the teacher's maps of each crop and of its mirror image")
     p.add_argument('--resume', action='store_true',
-                   help='continue the interrupted run saved under --prefix')
+                   help='continue the interrupted run saved under --prefix (its weights: not '
+                        'with --pretrained or --force)')
     p.add_argument('--optimizer', choices=OPTIMIZERS)
     p.add_argument('--lr', type=float)
     p.add_argument('--wd', type=float)
@@ -50,7 +54,8 @@ def parse_args(argv=None):
     p.add_argument('--frequent', type=int, help='log every this many batches')
     p.add_argument('--verbose', type=int, help='validate every this many batches')
     p.add_argument('--net-block', help='resnet, hpm, inception or cab')
-    p.add_argument('--net-n', type=int, help='hourglass depth')
+    p.add_argument('--net-n', type=int, help='hourglass depth: each level halves the heatmap '
+                   'side, so at most log2 of it (6 for 64 x 64 heatmaps)')
     p.add_argument('--net-stacks', type=int)
     p.add_argument('--multiplier', type=float, help='channel width multiplier')
     p.add_argument('--net-loss', choices=LOSSES, help="per-stack heatmap loss: 'l2' (the "
@@ -74,7 +79,8 @@ def parse_args(argv=None):
     p.add_argument('--num-workers', type=int, help='data-loading worker processes')
     p.add_argument('--seed', type=int, default=727)
     p.add_argument('--val-targets', help='comma-separated names of validation .rec files in '
-                   '--data-dir (default: the data set preset\'s, e.g. ibug,cofw_testset)')
+                   '--data-dir, each of which must be there (default: the data set preset\'s, '
+                   'e.g. ibug,cofw_testset, of which those missing are skipped with a warning)')
     p.add_argument('--val-top-shift', type=int, help='crop top shift for validation (default: '
                    'the one pack_rec.py noted in the target\'s sidecar, else by target name, '
                    '30 for names outside the test sets)')
@@ -126,9 +132,16 @@ def checkpoint_spec(flag, value, folder_allowed=False):
 
 
 def build_config(args):
+    if args.resume and (args.pretrained or args.force):
+        # A resumed run continues from its own saved weights and files: --pretrained would
+        # not be loaded and --force would remove nothing.
+        raise ValueError('--resume continues the run saved under --prefix from its own weights; '
+                         'drop %s' % ' and '.join(
+                             flag for flag, given in (('--pretrained', args.pretrained),
+                                                      ('--force', args.force)) if given))
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     if args.pretrained:
-        prefix, epoch = checkpoint_spec('--pretrained', args.pretrained)
+        prefix, epoch = checkpoint_spec('--pretrained', args.pretrained, folder_allowed=True)
         overrides.update(pretrained=prefix, pretrained_epoch=epoch)
     if args.teacher:
         prefix, epoch = checkpoint_spec('--teacher', args.teacher, folder_allowed=True)
@@ -139,8 +152,12 @@ def build_config(args):
     if args.teacher_weight is not None:
         overrides['teacher_weight'] = args.teacher_weight
     if args.val_targets:
-        overrides['val_targets'] = [t for t in args.val_targets.split(',') if t]
-    return config.generate_config(args.network, args.dataset, **overrides)
+        overrides['val_targets'] = [t.strip() for t in args.val_targets.split(',') if t.strip()]
+        if not overrides['val_targets']:
+            raise ValueError('--val-targets %r names no validation target' % args.val_targets)
+    cfg = config.generate_config(args.network, args.dataset, **overrides)
+    validate_network(cfg)   # before --force can replace anything, and before any data is read
+    return cfg
 
 
 def _main(argv=None):
@@ -153,7 +170,8 @@ def _main(argv=None):
         check_writable_dir(os.path.dirname(cfg['prefix']), '--prefix folder')
     try:
         summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
-                      seed=args.seed, max_batches=args.max_steps, force=args.force)
+                      seed=args.seed, max_batches=args.max_steps, force=args.force,
+                      require_val_targets=bool(args.val_targets))
     except TrainingDiverged as err:
         print('error: %s' % err, file=sys.stderr)
         return 1

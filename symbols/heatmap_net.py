@@ -60,8 +60,13 @@ def validate(cfg):
     if size not in SIZES:
         raise ValueError('input_img_size/output_label_size %d/%d is not supported; valid: %s'
                          % (size + (', '.join('%d/%d' % s for s in SIZES),)))
-    if cfg['net_n'] < 1:
-        raise ValueError('net_n must be at least 1, got %r' % cfg['net_n'])
+    # Each level of the hourglass (or row of the SAT lattice) halves the heatmap-sized
+    # features, down to one pixel and not beyond.
+    deepest = cfg['output_label_size'].bit_length() - 1     # floor(log2(side))
+    if not 1 <= cfg['net_n'] <= deepest:
+        raise ValueError('net_n must be 1..%d for %d x %d heatmaps (each level halves them), '
+                         'got %r' % (deepest, cfg['output_label_size'],
+                                     cfg['output_label_size'], cfg['net_n']))
     if cfg['net_coherent']:
         if cfg['num_classes'] != len(FLIP_ORDER):
             raise ValueError('net_coherent needs the 68-point mirror permutation, '

@@ -24,6 +24,9 @@ class RunLog:
     def __init__(self, path, resume=False):
         self.path = path
         self.losses, self.nmes = [], []
+        # A fresh run's log replaces an earlier one at its first record, not before: a run that
+        # fails to start leaves the earlier log whole.
+        self.mode = 'a' if resume else 'w'
         if resume and os.path.exists(path):
             with open(path) as f:
                 for line in f:
@@ -31,8 +34,6 @@ class RunLog:
                         self._remember(json.loads(line))
                     except ValueError:
                         continue    # a line cut short by a hard kill
-        elif os.path.exists(path):
-            os.remove(path)
 
     def _remember(self, record):
         if record.get('kind') == 'train':
@@ -44,8 +45,9 @@ class RunLog:
         record = dict(record, time=round(time.time(), 3))
         self._remember(record)
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        with open(self.path, 'a') as f:
+        with open(self.path, self.mode) as f:
             f.write(json.dumps(record, sort_keys=True) + '\n')
+        self.mode = 'a'
 
     def plot(self, path):
         plot_runs({'': self}, path)

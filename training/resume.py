@@ -7,7 +7,9 @@ any moment leaves either the old or the new state complete; the superseded pair 
 """
 import json
 import os
+import pickle
 
+from console import error_line
 from fileio import atomic_write
 from symbols.checkpoint import load_params, save_params
 
@@ -63,6 +65,22 @@ def load_resume_state(prefix):
     arg, aux = load_params(_beside(prefix, state['params']))
     states = _beside(prefix, state['states']) if state.get('states') else None
     return state, arg, aux, states
+
+
+def load_optimizer_states(module, path):
+    """Restore `module`'s optimizer states from `path` (a pickle that
+    Module.save_optimizer_states wrote); a truncated or corrupt file is a ValueError of one
+    line naming it instead of pickle's error from inside MXNet."""
+    try:
+        module.load_optimizer_states(path)
+    # What unpickling damaged bytes raises (pickle's documentation), and the AttributeError or
+    # TypeError of MXNet using an unpickled object of another kind as its states.
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            KeyError, TypeError, ValueError) as err:
+        raise ValueError('%s: unreadable optimizer states (%s: %s); the run cannot be resumed '
+                         'from it: start over with --force, or fine-tune from its last '
+                         'checkpoint with --pretrained' % (path, type(err).__name__,
+                                                          error_line(err))) from None
 
 
 def _write_json(path, obj):

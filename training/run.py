@@ -12,10 +12,11 @@ from .trainer import Trainer, seed_everything
 logger = logging.getLogger(__name__)
 
 
-def data_paths(cfg):
+def data_paths(cfg, require_val_targets=False):
     """(train .rec, {validation target: .rec}) of the config's data set; synthetic sets are
     generated on first use. Validation targets without a file are left out, as the original
-    did, and named."""
+    did, and named; with `require_val_targets` (targets the user named, not the preset's) a
+    missing one is a ValueError."""
     data_dir = cfg['data_dir']
     if cfg.get('synthetic'):
         ensure_synthetic(data_dir, landmark_type=cfg['landmark_type'])
@@ -28,21 +29,26 @@ def data_paths(cfg):
         path = os.path.join(data_dir, '%s.rec' % target)
         if os.path.isfile(path):
             targets[target] = path
+        elif require_val_targets:
+            raise ValueError('%s: not found for --val-targets %s (the names of .rec files in '
+                             '--data-dir, without .rec)' % (path, target))
         else:
             logger.warning('%s: missing, validation on %s skipped', path, target)
     return train, targets
 
 
-def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=None, force=False):
+def fit(cfg, contexts, resume=False, num_workers=None, seed=727, max_batches=None, force=False,
+        require_val_targets=False):
     """Train `cfg` on `contexts` (a list of mx.Context); returns Trainer.run's summary.
-    A fresh run refuses a prefix that holds an earlier run unless `force`. With cfg['dtype']
+    A fresh run refuses a prefix that holds an earlier run unless `force`, which replaces it
+    once the run writes its first file. `require_val_targets`: see data_paths. With cfg['dtype']
     'bf16', AMX is switched on first (symbols.precision.prepare_bf16), before any operator
     runs."""
     if cfg['dtype'] == 'bf16':
         prepare_bf16()
     kvstore, rank, num_parts = create_kvstore(cfg['kvstore'])
     seed_everything(seed)
-    train_rec, val_recs = data_paths(cfg)
+    train_rec, val_recs = data_paths(cfg, require_val_targets)
     batch_size = cfg['per_batch_size'] * len(contexts)
     train_iter = FaceSegIter(train_rec, batch_size, cfg, aug_level=1, shuffle=True,
                              num_workers=num_workers, seed=seed + rank, exf=cfg['exf'],

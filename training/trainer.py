@@ -20,13 +20,15 @@ import warnings
 import mxnet as mx
 import numpy as np
 
+from inference.model_dir import checkpoint_prefix
 from symbols import checkpoint, get_symbol, initializer
 from symbols.precision import MIN_BF16_TRAINING_CHANNELS, bf16_training_graph, check_dtype
 
 from .distillation import Teacher
 from .optimizer import create_optimizer, restore_scalar_state, scalar_state
 from .progress import EpochBars, RunLog
-from .resume import load_resume_state, resume_files, save_resume_state, state_path
+from .resume import (load_optimizer_states, load_resume_state, resume_files, save_resume_state,
+                     state_path)
 from .schedule import ScheduleLR, StepSchedule, parse_epoch_steps
 from .validation import Validator
 
@@ -95,16 +97,16 @@ def param_shapes(symbol, data_shapes, label_shapes):
 
 
 def earlier_run_files(prefix):
-    """The files of a run already written at `prefix` (checkpoints, log, resume state)."""
-    names = [checkpoint.symbol_path(prefix), '%s-log.jsonl' % prefix]
+    """The files of a run already written at `prefix` (checkpoints, log, curves, resume
+    state)."""
+    names = [checkpoint.symbol_path(prefix), '%s-log.jsonl' % prefix, '%s-curves.png' % prefix]
     found = [name for name in names if os.path.exists(name)] + resume_files(prefix)
     return found + [checkpoint.params_path(prefix, e) for e in checkpoint.list_epochs(prefix)]
 
 
 def refuse_earlier_run(prefix, force):
-    """A fresh run never silently replaces another: ValueError unless `force`, which removes
-    the earlier run's files (so no checkpoint of another graph or stale resume state is left
-    beside the new run's)."""
+    """A fresh run never silently replaces another: ValueError unless `force`. Returns whether
+    there is an earlier run for `force` to replace (remove_earlier_run)."""
     if not os.path.basename(prefix):
         raise ValueError('--prefix %r names a folder; add a file stem, e.g. %smodel'
                          % (prefix, prefix))
@@ -114,6 +116,13 @@ def refuse_earlier_run(prefix, force):
                          '--force to start over and replace it'
                          % (prefix, ', '.join(os.path.basename(f) for f in found[:4])
                             + (' ...' if len(found) > 4 else '')))
+    return bool(found)
+
+
+def remove_earlier_run(prefix):
+    """Remove the files of the run at `prefix` that --force replaces, so no checkpoint of
+    another graph or stale resume state is left beside the new run's."""
+    found = earlier_run_files(prefix)
     if found:
         logger.warning('%s: --force: removing the earlier run (%d files)', prefix, len(found))
         for name in found:
@@ -131,6 +140,18 @@ def matching_params(loaded, shapes, source):
     return kept
 
 
+def check_transfer(path, filled, needed):
+    """ValueError naming the checkpoint when its arrays fill fewer than half of the network's
+    `needed` parameter arrays: then it is another architecture (--net-block, --net-n, ...), and
+    training would silently start from random weights. An intended partial transfer, such as
+    another final layer, fills nearly all of them."""
+    if 2 * filled < needed:
+        raise ValueError('%s: --pretrained fills only %d of the network\'s %d parameter arrays '
+                         '(fewer than half: another architecture); give the network flags it '
+                         'was trained with (--network, --net-block, --net-n, --net-stacks, '
+                         '--multiplier)' % (path, filled, needed))
+
+
 class Trainer:
     """One run: the module, its optimizer and schedule, validation and checkpoints.
 
@@ -142,8 +163,10 @@ class Trainer:
                  rank=0, num_workers=1, resume=False, max_batches=None, force=False):
         self.cfg = cfg
         self.prefix = cfg['prefix']
-        if rank == 0 and not resume:
-            refuse_earlier_run(self.prefix, force)
+        # Refused now, before any work; with `force`, removed only just before this run writes
+        # its first file (_claim_prefix), so a run that fails to start leaves it whole.
+        self.replaces_earlier_run = rank == 0 and not resume and refuse_earlier_run(
+            self.prefix, force)
         self.train_iter = train_iter
         self.rank = rank
         self.is_chief = rank == 0
@@ -178,7 +201,7 @@ class Trainer:
             warnings.filterwarnings('ignore', message='Optimizer created manually')
             self.module.init_optimizer(kvstore=kvstore, optimizer=self.optimizer)
         if states_path and not self.distributed:
-            self.module.load_optimizer_states(states_path)
+            load_optimizer_states(self.module, states_path)
         self.teacher = self._teacher(contexts[0])
         self.validator = Validator(self.symbol, contexts[0],
                                    (val_iters or {}) if self.is_chief else {}, cfg)
@@ -230,13 +253,18 @@ class Trainer:
             logger.info('resuming %s at batch %d', self.prefix, self.batch)
             return arg, aux, states_path, state['optimizer']
         if self.cfg.get('pretrained'):
-            path = checkpoint.params_path(self.cfg['pretrained'], self.cfg['pretrained_epoch'])
+            path = checkpoint.params_path(checkpoint_prefix(self.cfg['pretrained']),
+                                          self.cfg['pretrained_epoch'])
             arg, aux = checkpoint.load_params(path)
             arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
                                                   self.train_iter.provide_label)
+            for inputs in ('data', 'softmax_label'):
+                del arg_shapes[inputs]
+            arg = matching_params(arg, arg_shapes, path)
+            aux = matching_params(aux, aux_shapes, path)
+            check_transfer(path, len(arg) + len(aux), len(arg_shapes) + len(aux_shapes))
             logger.info('fine-tuning from %s', path)
-            return (matching_params(arg, arg_shapes, path),
-                    matching_params(aux, aux_shapes, path), None, None)
+            return arg, aux, None, None
         return None, None, None, None
 
     def _check_saved_graph(self, arg, aux):
@@ -339,10 +367,10 @@ class Trainer:
                 speed = window_count * self.batch_size / max(time.time() - tic, 1e-9)
                 self.bars.update(self.batch, speed, loss, lr)
                 if self.batch % self.cfg['frequent'] == 0:
-                    self.log.write({'kind': 'train', 'batch': self.batch, 'lr': lr,
-                                    'epoch': self.schedule.epoch_of(self.batch),
-                                    'loss': window_loss / window_count,
-                                    'samples_per_sec': round(speed, 2)})
+                    self._log({'kind': 'train', 'batch': self.batch, 'lr': lr,
+                               'epoch': self.schedule.epoch_of(self.batch),
+                               'loss': window_loss / window_count,
+                               'samples_per_sec': round(speed, 2)})
                     window_loss, window_count, tic = 0.0, 0, time.time()
                 if self.batch % self.cfg['verbose'] == 0 or self.batch == self.last_batch:
                     self._validate_and_save(final=self.batch == self.last_batch)
@@ -359,8 +387,19 @@ class Trainer:
         summary = {'batch': self.batch, 'stopped': stopped, 'best': list(self.best),
                    'nme': self.last_nme, 'last_saved': self.last_saved,
                    'weights_sha1': weights_digest(arg), 'statistics_sha1': weights_digest(aux)}
-        self.log.write(dict(summary, kind='end'))
+        self._log(dict(summary, kind='end'))
         return summary
+
+    def _claim_prefix(self):
+        """Called before every file this run writes: the first call removes the earlier run
+        that `force` replaces."""
+        if self.replaces_earlier_run:
+            remove_earlier_run(self.prefix)
+            self.replaces_earlier_run = False
+
+    def _log(self, record):
+        self._claim_prefix()
+        self.log.write(record)
 
     def _validate(self):
         wait_for_batchnorm_statistics()
@@ -372,9 +411,9 @@ class Trainer:
         return arg, aux, results
 
     def _log_validation(self, results, saved):
-        self.log.write({'kind': 'val', 'batch': self.batch, 'nme': results,
-                        'mean': float(np.mean(list(results.values()))) if results else None,
-                        'saved': saved})
+        self._log({'kind': 'val', 'batch': self.batch, 'nme': results,
+                   'mean': float(np.mean(list(results.values()))) if results else None,
+                   'saved': saved})
         self.log.plot('%s-curves.png' % self.prefix)
 
     def _validate_start(self):
@@ -397,6 +436,7 @@ class Trainer:
         saved = None
         if self.cfg['ckpt'] == 2 or (self.cfg['ckpt'] == 1 and (improved or final)):
             number = self.batch // self.cfg['verbose']
+            self._claim_prefix()
             saved = checkpoint.save_checkpoint(self.prefix, number, self.symbol, arg, aux)
             self.last_saved = saved
             self.bars.write('saving %d -> %s' % (number, saved))
@@ -404,6 +444,7 @@ class Trainer:
         self._save_resume_state()
 
     def _save_resume_state(self):
+        self._claim_prefix()
         wait_for_batchnorm_statistics()
         state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
                  'optimizer': scalar_state(self.optimizer, self.batch),
