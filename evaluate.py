@@ -14,11 +14,13 @@ from console import check_range, configure_logging, run_cli
 from data.codec import DECODE_METHODS
 from data.geometry import ALIGN_SIZE, REFINE_MODES, TOP_SHIFT
 from data.recordio import top_shift_for
-from evaluation.protocol import evaluate_rec
+from essh.loader import ESSH_DIR
+from evaluation.protocol import NO_FACE, evaluate_rec
 from evaluation.report import save_evaluation, summary_lines
 from fileio import check_writable_dir
 from inference import BACKENDS, context_for_gpu, load_heatmap_model
 from inference.aligner import default_model
+from inference.model import check_onnx_request
 from inference.model_dir import shape_prior_for, shape_prior_path
 from symbols.precision import DTYPES
 
@@ -48,9 +50,10 @@ def parse_args(argv=None):
     parser.add_argument('--use-essh', action='store_true',
                         help='crop around the detected face (--detector) instead of the ground '
                              'truth; images without a detection are counted as misses')
-    parser.add_argument('--detector', choices=['essh', 'mtcnn', 'haar'], default='essh',
-                        help='face detector of --use-essh: the original\'s ESSH (weights in '
-                             '--essh-dir), the bundled MTCNN, or OpenCV\'s Haar cascade')
+    parser.add_argument('--detector', choices=['essh', 'mtcnn', 'haar'], default=None,
+                        help='face detector of --use-essh: the original\'s ESSH (the default; '
+                             'weights in --essh-dir), the bundled MTCNN, or OpenCV\'s Haar '
+                             'cascade')
     parser.add_argument('--refine', nargs='?', choices=REFINE_MODES, default='none',
                         const='mean',
                         help='with --use-essh: predict again on the protocol crop of the '
@@ -62,7 +65,9 @@ def parse_args(argv=None):
                         help='turn every ground-truth crop by this many degrees about its '
                              'centre after the alignment (not the original\'s): accuracy on '
                              'in-plane rotation that no alignment removed')
-    parser.add_argument('--essh-dir', default='essh-model', help='ESSH checkpoint folder')
+    parser.add_argument('--essh-dir', default=None,
+                        help='ESSH checkpoint folder of --use-essh --detector essh (default '
+                             '%s)' % ESSH_DIR)
     parser.add_argument('--decode', choices=DECODE_METHODS, default='argmax',
                         help='heatmap decoding: the original integer argmax, a parabola fit '
                              '(subpixel), the DARK Taylor step (dark) or the mean near the '
@@ -107,6 +112,14 @@ def check_args(args):
     check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
     if args.refine != 'none' and not args.use_essh:
         raise ValueError('--refine refines a detection crop; it needs --use-essh')
+    if args.detector is not None and not args.use_essh:
+        raise ValueError('--detector picks the face detector of --use-essh; it needs --use-essh')
+    if args.essh_dir is not None and (args.detector or 'essh') != 'essh':
+        raise ValueError('--essh-dir holds the ESSH detector\'s weights; it needs --detector '
+                         'essh (not %s)' % args.detector)
+    if args.essh_dir is not None and not args.use_essh:
+        raise ValueError('--essh-dir holds the ESSH detector\'s weights; it needs --use-essh')
+    check_onnx_request(args.prefix, args.epoch, args.backend)
     check_range('--tilt', args.tilt, minimum=-180, maximum=180)
     if args.tilt and args.use_essh:
         raise ValueError('--tilt turns the ground-truth crop; it cannot be combined with '
@@ -132,14 +145,20 @@ def _main(argv=None):
                                dtype=args.dtype)
     detector = None
     if args.use_essh:
-        detector = essh.load_detector(
-            args.detector, args.essh_dir if args.detector == 'essh' else None, ctx=ctx)
+        detector = essh.load_detector(args.detector or 'essh', args.essh_dir, ctx=ctx)
     top_shift = (top_shift_for(rec_path, preset=TOP_SHIFT[args.dataset])
                  if args.top_shift is None else args.top_shift)
     result = evaluate_rec(model, rec_path, args.dataset, landmark_type, top_shift,
                           decode=args.decode, batch_size=args.batch_size, detector=detector,
                           floor_ground_truth=not args.unfloored_gt, refine=args.refine,
                           tilt=args.tilt, shape_prior=prior)
+    if not result.record_ids:
+        # evaluate_rec refuses a test set it could score nothing of but for the detector's
+        # misses; those leave no NME either, and writing them would replace earlier results.
+        misses = sum(why == NO_FACE for _, why in result.skipped)
+        raise ValueError('%s: no record could be scored (%d skipped, %d of them with no face '
+                         'found by the %s detector); nothing written to %s'
+                         % (rec_path, len(result.skipped), misses, result.detector, output))
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

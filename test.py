@@ -10,13 +10,15 @@ import sys
 
 import cv2
 
-from console import check_range, configure_logging, run_cli
+from console import check_range, configure_logging, expected_error_message, run_cli
+from essh.loader import ESSH_DIR
 from fileio import check_writable_dir
 from inference import BACKENDS, FaceAligner, context_for_gpu
 from inference.aligner import DEFAULT_MIN_CONFIDENCE, DEFAULT_REDETECT_EVERY
 from inference.demo import (VideoDamaged, VideoInterrupted, annotate_image, annotate_video,
                             output_names)
 from inference.images import is_video, list_inputs
+from inference.model import check_onnx_request
 from inference.smoothing import DEFAULT_BETA, DEFAULT_MIN_CUTOFF, OneEuroFilter
 from symbols.precision import DTYPES
 
@@ -45,8 +47,9 @@ def parse_args(argv=None):
     parser.add_argument('--detector', choices=['mtcnn', 'essh', 'haar'], default='mtcnn',
                         help='face detector: the bundled MTCNN, the original\'s ESSH (weights '
                              'in --essh-dir) or OpenCV\'s Haar cascade (boxes only)')
-    parser.add_argument('--essh-dir', default='essh-model',
-                        help='ESSH checkpoint folder, for --detector essh')
+    parser.add_argument('--essh-dir', default=None,
+                        help='ESSH checkpoint folder, for --detector essh (default %s)'
+                             % ESSH_DIR)
     parser.add_argument('--flip-test', action='store_true',
                         help='average each face with its mirror image (twice the network work)')
     parser.add_argument('--dtype', choices=DTYPES, default='float32',
@@ -99,6 +102,16 @@ def tracking_options(args):
             'smoother': smoother}
 
 
+def check_model_options(args):
+    """Refuse options that would be parsed and then ignored (an epoch or the mxnet backend
+    for an exported .onnx --prefix; --essh-dir without the ESSH detector)."""
+    check_range('--epoch', args.epoch, minimum=0)
+    check_onnx_request(args.prefix, args.epoch, args.backend)
+    if args.essh_dir is not None and args.detector != 'essh':
+        raise ValueError('--essh-dir holds the ESSH detector\'s weights; it needs --detector '
+                         'essh (not %s)' % args.detector)
+
+
 def _display_available():
     return bool(os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY'))
 
@@ -111,7 +124,7 @@ def _show(image, wait_ms):
 def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
-    check_range('--epoch', args.epoch, minimum=0)
+    check_model_options(args)
     tracking = tracking_options(args)
     show = args.show and _display_available()
     if args.show and not show:
@@ -124,7 +137,7 @@ def _main(argv=None):
                           detector=args.detector, essh_dir=args.essh_dir,
                           backend=args.backend, flip_test=args.flip_test, dtype=args.dtype,
                           landmark_type=args.landmark_type, shape_prior=args.shape_prior)
-    skipped = 0
+    skipped = unwritten = 0
     for path, name in zip(inputs, output_names(inputs)):
         try:
             annotate(aligner, path, name, args.output, show, tracking)
@@ -134,6 +147,13 @@ def _main(argv=None):
         except ValueError as exc:
             print('skipped: %s' % exc, file=sys.stderr)
             skipped += 1
+        except OSError as exc:
+            # This input's results could not be saved (the output folder was probed writable
+            # at the start): the other inputs still run, and the exit status tells.
+            print('skipped: %s: results not written (%s)' % (path, expected_error_message(exc)),
+                  file=sys.stderr)
+            skipped += 1
+            unwritten += 1
         except VideoInterrupted as stop:
             print('interrupted: kept the %d frames done of %s -> %s, %s'
                   % (stop.frames, path, stop.video_path, stop.jsonl_path), file=sys.stderr)
@@ -141,8 +161,10 @@ def _main(argv=None):
         except KeyboardInterrupt:
             print('interrupted during %s' % path, file=sys.stderr)
             return 130
-    print('done: %d input(s), %d skipped' % (len(inputs), skipped))
-    return 0 if skipped < len(inputs) else 2
+    print('done: %d input(s), %d skipped%s' % (
+        len(inputs), skipped, ', %d of them with results not written' % unwritten
+        if unwritten else ''))
+    return 0 if skipped < len(inputs) and not unwritten else 2
 
 
 def annotate(aligner, path, name, output, show, tracking):

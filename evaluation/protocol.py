@@ -19,13 +19,15 @@ from data.geometry import (DETECTION_THRESHOLD, crop_detected_face, crop_to_imag
                            image_to_crop, nearest_to_centre, protocol_crop, refine_mode,
                            refinement_answer, refinement_crop)
 from data.landmarks import NUM_LANDMARKS
-from data.recordio import read_sidecar, split_paths, unpack_record
+from data.recordio import read_sidecar, unpack_record
 from data.records import RecordFile
 from data.shape_prior import decode_landmarks
 
 from . import metrics
 
 FAILURE_THRESHOLDS = (0.08, 0.10)
+# The skip reason of a record where the detector found no face.
+NO_FACE = 'no face detected'
 
 logger = logging.getLogger(__name__)
 
@@ -117,19 +119,6 @@ class EvaluationResult:
         return out
 
 
-def _open_records(rec_path):
-    """The RecordFile training reads with too: plain file I/O, so a damaged record (truncated
-    file, an .idx of another file) fails alone, and a malformed .idx line is an error naming
-    the .idx and the line."""
-    idx_path, rec_path = split_paths(rec_path)
-    for path in (rec_path, idx_path):
-        try:
-            open(path, 'rb').close()
-        except OSError as exc:
-            raise ValueError('%s: cannot open test set (%s)' % (path, exc.strerror)) from None
-    return RecordFile(rec_path)
-
-
 def _read_face(reader, offset):
     """(image, (68, 2) points) of the record at `offset`; ValueError with the reason when the
     record is damaged, does not decode, or has a label that is not 68 finite points."""
@@ -143,6 +132,12 @@ def _read_face(reader, offset):
     if not np.isfinite(gt_points).all():
         raise ValueError('label has NaN or infinite points')
     return image, gt_points
+
+
+def _first_skips(skipped, count=3):
+    """The first `count` (record id, reason) pairs of `skipped` as one short phrase."""
+    return '; '.join('record %d: %s' % item for item in skipped[:count]) + (
+        ' ...' if len(skipped) > count else '')
 
 
 def _batches(items, size):
@@ -178,7 +173,9 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     `dataset_name` only names the results; `top_shift` is the protocol box's top shift (a
     data-set preset of data.geometry.TOP_SHIFT, or the shift the records were packed with);
     `landmark_type` '2d' or '3d' picks floor/round and the eye/box normaliser. Records that do
-    not decode, or where `detector` finds no face, are skipped and listed in the result.
+    not decode, or where `detector` finds no face, are skipped and listed in the result; when
+    none is left to score but for the detector's misses, a ValueError names the file and the
+    first reasons.
     `floor_ground_truth` False scores against the labels as they are instead of snapped to the
     crop grid (docs/protocol.md §9), the fair reference for sub-pixel decoders.
     `refine` (with a detector; data.geometry.REFINE_MODES) predicts a second time on the
@@ -200,7 +197,10 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
         raise ValueError('a tilt turns the ground-truth crop; it cannot be combined with a '
                          'detector')
     codec = predictor.codec(decode)
-    reader = _open_records(rec_path)
+    # The RecordFile training reads with too: plain file I/O, so a damaged record (truncated
+    # file, an .idx of another file) fails alone; a missing .idx is rebuilt from the .rec as
+    # training and show_rec.py rebuild it, and a path that is not a .rec is named as given.
+    reader = RecordFile(rec_path)
     result = EvaluationResult(dataset_name, landmark_type, decode, [], None, None,
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
@@ -255,7 +255,7 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                 result.skipped.append((int(key), 'unusable label: %s' % exc))
                 continue
             if cropped is None:
-                result.skipped.append((int(key), 'no face detected'))
+                result.skipped.append((int(key), NO_FACE))
                 continue
             yield (int(key),) + tuple(cropped) + (gt_points, image)
 
@@ -269,14 +269,16 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
     unreadable = [item for item in result.skipped if item[1].startswith('unreadable')]
     if unreadable:
         logger.warning('%s: skipped %d unreadable record(s) of %d: %s', reader.rec_path,
-                       len(unreadable), len(reader),
-                       '; '.join('record %d: %s' % item for item in unreadable[:10])
-                       + (' ...' if len(unreadable) > 10 else ''))
+                       len(unreadable), len(reader), _first_skips(unreadable, 10))
     if not result.record_ids and len(unreadable) == len(reader):
-        raise ValueError('%s: no record could be read (%d skipped; first: record %d: %s); is '
-                         '%s the index of this file?' % (reader.rec_path, len(unreadable),
-                                                         unreadable[0][0], unreadable[0][1],
-                                                         reader.idx_path))
+        raise ValueError('%s: no record could be read (%d skipped; first: %s); is %s the index '
+                         'of this file?' % (reader.rec_path, len(unreadable),
+                                            _first_skips(unreadable), reader.idx_path))
+    # Records a detector found no face in are the detector's misses, a result; records that
+    # are all unreadable or unusably labelled leave nothing to measure.
+    if not result.record_ids and not any(why == NO_FACE for _, why in result.skipped):
+        raise ValueError('%s: no record could be scored (%d skipped; first: %s)'
+                         % (reader.rec_path, len(result.skipped), _first_skips(result.skipped)))
     result.predictions = np.array(predictions, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     result.ground_truth = np.array(ground_truth, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
     facts = read_sidecar(rec_path)
@@ -294,7 +296,7 @@ def protocol_predictions(predictor, rec_path, top_shift, decode='subpixel', batc
     (data.shape_prior); the crop is a similarity of the record image, so an NME computed
     here equals the record-pixel one."""
     codec = predictor.codec(decode)
-    reader = _open_records(rec_path)
+    reader = RecordFile(rec_path)
     ids, truth, points, variances, skipped = [], [], [], [], []
 
     def faces():

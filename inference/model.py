@@ -186,6 +186,7 @@ def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
     `flip_test` wraps the predictor in FlipTest. `dtype` 'bf16' (mxnet backend on the CPU
     only) runs the network in bfloat16 mixed precision."""
     epoch = checked_epoch(epoch)
+    check_onnx_request(prefix, epoch, backend)
     if ctx is not None and not isinstance(ctx, mx.Context):
         raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
                          '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
@@ -201,6 +202,20 @@ def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
     if model_dir is not None:
         check_card_matches(model_dir, stated, model.input_size, model.heatmap_shape)
     return FlipTest(model) if flip_test else model
+
+
+def check_onnx_request(prefix, epoch, backend):
+    """ValueError for what an exported `.onnx` prefix cannot honour, rather than ignoring it:
+    it holds one set of weights (no epochs), and only onnxruntime runs it. The CLIs call it
+    before any work."""
+    if not is_onnx_file(prefix):
+        return
+    if epoch:
+        raise ValueError('%s is an ONNX model, which has no epochs: drop epoch %s'
+                         % (prefix, epoch))
+    if backend == 'mxnet':
+        raise ValueError('%s is an ONNX model, which runs on the onnxruntime backend, not '
+                         'mxnet' % prefix)
 
 
 def checked_epoch(epoch):

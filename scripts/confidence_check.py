@@ -17,10 +17,11 @@ sys.path.insert(0, ROOT)
 from console import check_range, configure_logging, run_cli  # noqa: E402
 from evaluation.confidence import sample_confidence  # noqa: E402
 from evaluation.plots import save_confidence_histogram  # noqa: E402
-from fileio import write_json_atomic  # noqa: E402
+from fileio import check_writable_dir, write_json_atomic  # noqa: E402
 from inference import BACKENDS, FaceAligner  # noqa: E402
 from inference.aligner import DEFAULT_MIN_CONFIDENCE  # noqa: E402
 from inference.images import IMAGE_EXTENSIONS, list_inputs  # noqa: E402
+from inference.model import check_onnx_request  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -61,17 +62,24 @@ def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
     check_range('--limit', args.limit, minimum=1)
+    check_onnx_request(args.prefix, args.epoch, args.backend)
     thresholds = thresholds_of(args.thresholds)
     paths = [path for path in list_inputs(args.images)
              if path.lower().endswith(IMAGE_EXTENSIONS)][:args.limit]
     if not paths:
         raise ValueError('%s: no images' % ', '.join(args.images))
+    check_writable_dir(args.output, '--output folder')
     aligner = FaceAligner(args.prefix, args.epoch, backend=args.backend,
                           flip_test=args.flip_test)
     sample = sample_confidence(aligner, paths)
+    if not len(sample.on_face):
+        # No confidence to compare: an earlier measurement in --output stays as it was.
+        raise ValueError('%s: no face found to measure (%d image(s): %d without a face, %d '
+                         'unreadable); nothing written to %s'
+                         % (', '.join(args.images), len(paths), len(sample.no_face),
+                            len(sample.skipped), args.output))
     for line in sample.summary_lines(thresholds):
         print(line)
-    os.makedirs(args.output, exist_ok=True)
     print('wrote %s' % save_confidence_histogram(
         sample, os.path.join(args.output, 'confidence.png'), thresholds))
     json_path = os.path.join(args.output, 'confidence.json')
