@@ -1,7 +1,10 @@
 """Running a FaceAligner over image files and videos and saving what it found."""
+import contextlib
 import itertools
 import json
 import os
+import signal
+import threading
 
 import cv2
 
@@ -80,6 +83,24 @@ def _read_frames(capture):
         ok, frame = capture.read()
 
 
+@contextlib.contextmanager
+def _ctrl_c_between_frames():
+    """Within the block Ctrl-C only sets a flag (the yielded callable reads it), so a video
+    stops between frames: a KeyboardInterrupt raised between writing a frame and its JSON
+    line would leave the two files a frame apart. Only the main thread can take the signal,
+    and a SIGINT that is ignored (a shell's background job) stays ignored."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield lambda: False
+        return
+    pressed = []
+    signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield lambda: bool(pressed)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def annotate_video(aligner, path, output_dir, on_frame=None, name=None, tracking=None):
     """Write `<name>.jsonl` (one line per frame: index and faces) and `<name>_landmarks.mp4`,
     where `name` defaults to the video's file name; `on_frame(annotated)` sees each drawn
@@ -102,19 +123,22 @@ def annotate_video(aligner, path, output_dir, on_frame=None, name=None, tracking
     # The tracker and this loop walk the same frames in step (one frame buffered).
     frames, drawn_frames = itertools.tee(_read_frames(capture))
     try:
-        with progress(total=total, desc=os.path.basename(path), unit='frame') as bar:
+        with progress(total=total, desc=os.path.basename(path), unit='frame') as bar, \
+                _ctrl_c_between_frames() as ctrl_c_pressed:
             for frame, faces in zip(drawn_frames,
                                     aligner.track(frames, fps=fps, **(tracking or {}))):
-                lines.append(json.dumps({'frame': len(lines),
-                                         'faces': [f.to_dict() for f in faces]}))
                 annotated = draw_faces(frame, faces)
                 if writer is None:
                     writer = cv2.VideoWriter(tmp_video, cv2.VideoWriter_fourcc(*'mp4v'), fps,
                                              (frame.shape[1], frame.shape[0]))
                 writer.write(annotated)
+                lines.append(json.dumps({'frame': len(lines),
+                                         'faces': [f.to_dict() for f in faces]}))
                 if on_frame is not None:
                     on_frame(annotated)
                 bar.update(1)
+                if ctrl_c_pressed():
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         interrupted = True
     finally:
