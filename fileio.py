@@ -4,13 +4,18 @@ import os
 
 
 def atomic_write(path, write):
-    """Call `write(tmp_path)`, then move the finished file into place."""
+    """Call `write(tmp_path)`, then move the finished file into place. An OSError about the
+    temporary file is raised as one about `path`, the name the user gave."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = '%s.tmp%d' % (path, os.getpid())
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:
+        if tmp not in (err.filename, err.filename2):
+            raise
+        raise OSError(err.errno, 'cannot be written (%s)' % err.strerror, path) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -98,12 +98,24 @@ class PackSummary:
 
 
 def read_list(path):
-    """A list file (one sample name per line; blank lines ignored) -> list of names."""
+    """A list file (one sample name per line; blank lines ignored) -> list of names; ValueError
+    when it names none (an empty list would silently send every sample to train)."""
     try:
         with open(path) as handle:
-            return [line.strip() for line in handle if line.strip()]
+            names = [line.strip() for line in handle if line.strip()]
     except (OSError, UnicodeDecodeError) as err:
         raise ValueError('%s: cannot read list file (%s)' % (path, err)) from None
+    if not names:
+        raise ValueError('%s: list file names no samples' % path)
+    return names
+
+
+def check_split_name(name, what='split name'):
+    """ValueError unless `name` is a plain file name: a split is written as
+    `<out_dir>/<name>.rec`, which must not land outside `out_dir`."""
+    if name is not None and (not name or name in ('.', '..') or os.path.basename(name) != name
+                             or (os.altsep and os.altsep in name)):
+        raise ValueError('%s %r must be a plain file name, without folders' % (what, name))
 
 
 def assign_splits(names, default_split, listed=None, val_fraction=0.0, seed=0, split=None):
@@ -146,6 +158,7 @@ def pack_samples(samples, out_dir, default_split, *, list_file=None, val_fractio
     `facts()`; for the split, the count of faces kept with points off their image and the top
     shift of its layout (`data.recordio.packed_top_shift`).
     """
+    check_split_name(split)
     started = time.time()
     summary = PackSummary()
     by_name = {sample.name: sample for sample in samples}

@@ -4,14 +4,16 @@ Each landmark group (jaw, brows, nose, eyes, mouth) has its own colour, so a fli
 renumber the points shows as a group drawn on the wrong side of the face.
 """
 import math
-import os
 
 import cv2
 import numpy as np
 
+from fileio import atomic_write
+
 from .iterator import FaceSegIter
 from .landmarks import CONTOURS
 from .recordio import unpack_record
+from .records import RecordFile
 
 TILE = 192
 # BGR colour per CONTOURS entry.
@@ -52,10 +54,23 @@ def _describe(transform):
 
 def augmentation_sheet(rec_path, cfg, count=8, seed=0, aug_level=1):
     """BGR image: the first `count` records (top row of each pair of rows) above the crops the
-    iterator makes of them with `seed` (bottom row), 8 records per row."""
+    iterator makes of them with `seed` (bottom row), 8 records per row (fewer when the file
+    has fewer records). ValueError naming the file when no record of it can be read."""
+    if count < 1:
+        raise ValueError('count must be >= 1, got %d' % count)
+    # The count is the iterator's batch size, which it allocates up front.
+    count = min(count, len(RecordFile(rec_path)))
     iterator = FaceSegIter(rec_path, count, cfg, aug_level=aug_level, shuffle=False,
                            num_workers=0, seed=seed)
-    batch = iterator.next()
+    try:
+        batch = iterator.next()
+    except StopIteration:
+        iterator.close()
+        if iterator.skipped:   # the reason names the file
+            raise ValueError('none of the %d records could be read: %s'
+                             % (len(iterator.keys), iterator.skipped[0][1])) from None
+        raise ValueError('%s: the landmarks of every record left their crops'
+                         % iterator.records.rec_path) from None
     kept = len(batch.index) - batch.pad
     crops = batch.data[0].asnumpy()[:kept].transpose(0, 2, 3, 1).astype(np.uint8)
     offsets = dict(zip(iterator.records.keys, iterator.records.offsets))
@@ -82,9 +97,8 @@ def save_png(path, image_bgr):
     ok, encoded = cv2.imencode('.png', image_bgr)
     if not ok:
         raise ValueError('%s: cannot encode the image as PNG' % path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp_path = path + '.tmp'
-    with open(tmp_path, 'wb') as handle:
-        handle.write(encoded.tobytes())
-    os.replace(tmp_path, path)
+
+    def write(tmp_path):
+        with open(tmp_path, 'wb') as handle:
+            handle.write(encoded.tobytes())
+    atomic_write(path, write)

@@ -6,9 +6,12 @@ convention of the record labels (the original toolkit maps them with plain affin
 (AFLW2000-3D, COFW-68) are 1-based, so 1 is subtracted, as menpo does when it reads `.pts`.
 Bad input raises ValueError naming the file and the problem.
 """
+import zlib
+
 import cv2
 import numpy as np
 import scipy.io
+from scipy.io.matlab import MatReadError
 
 from .landmarks import NUM_LANDMARKS
 
@@ -62,7 +65,8 @@ def _load_mat(path, names):
     except NotImplementedError:
         raise ValueError('%s: MATLAB v7.3 (HDF5) file; reading it needs the h5py package'
                          % path) from None
-    except (OSError, ValueError, TypeError) as err:
+    # What scipy raises on an empty, junk, truncated or corrupted file.
+    except (OSError, ValueError, TypeError, IndexError, MatReadError, zlib.error) as err:
         raise ValueError('%s: unreadable .mat file (%s)' % (path, err)) from None
     for name in names:
         if name not in content:

@@ -106,9 +106,14 @@ class RecordFile:
     def __init__(self, path):
         self.idx_path, self.rec_path = split_paths(path)
         if not os.path.isfile(self.rec_path):
+            if os.path.isfile(path):
+                raise ValueError('%s: not a .rec file (give a .rec file or its prefix)' % path)
             raise ValueError('%s: no such record file' % self.rec_path)
         if os.path.isfile(self.idx_path):
             self.keys, self.offsets = read_index(self.idx_path)
+            if not self.keys and os.path.getsize(self.rec_path):
+                raise ValueError('%s: index lists no records though %s is not empty (delete '
+                                 'the .idx to rebuild it)' % (self.idx_path, self.rec_path))
         else:
             self.keys, self.offsets = rebuild_index(self.rec_path, self.idx_path)
         self._handle = None

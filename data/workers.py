@@ -52,9 +52,11 @@ class SampleLoader:
             raise RecordError('record header is truncated') from None
         except cv2.error:
             raise RecordError('image does not decode') from None
+        if not np.all(np.isfinite(points)):
+            raise ValueError('label has NaN or infinite points')
         height, width = image.shape[:2]
         margin = OUTSIDE_MARGIN * max(height, width)
-        if not (np.all(np.isfinite(points)) and points[:, 0].min() >= -margin and
+        if not (points[:, 0].min() >= -margin and
                 points[:, 1].min() >= -margin and points[:, 0].max() < width + margin and
                 points[:, 1].max() < height + margin):
             raise ValueError('landmarks far outside the %dx%d image' % (width, height))

@@ -19,11 +19,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config import BASE, generate_config  # noqa: E402
-from console import progress, run_cli  # noqa: E402
+from console import check_range, progress, run_cli  # noqa: E402
 from data.iterator import FaceSegIter  # noqa: E402
 from symbols import checkpoint  # noqa: E402
 from symbols.heatmap_net import heatmap_output  # noqa: E402
 from training.averaging import average_params, parse_epochs, recalibrate_batchnorm  # noqa: E402
+
+
+# Settings of the --bn-rec pass when not given: the training defaults, no shift, occlusion or
+# colour jitter.
+BN_PASS_DEFAULTS = {'aug_rotation': BASE['aug_rotation'], 'aug_scale': BASE['aug_scale'],
+                    'aug_shift': 0.0, 'aug_occlusion': 0.0, 'aug_color': 0.0, 'seed': 0,
+                    'batch_size': 16}
 
 
 def parse_args(argv=None):
@@ -40,33 +47,36 @@ def parse_args(argv=None):
                         help='training .rec on which to update the BatchNorm statistics, as '
                              'training does (one pass, with the augmentation below); without '
                              'it the saved statistics are averaged like the weights')
-    parser.add_argument('--aug-rotation', type=int, default=BASE['aug_rotation'],
-                        help="the run's train.py --aug-rotation (for --bn-rec)")
-    parser.add_argument('--aug-scale', type=float, default=BASE['aug_scale'],
-                        help="the run's train.py --aug-scale (for --bn-rec)")
-    parser.add_argument('--aug-shift', type=float, default=0.0,
-                        help="the run's train.py --aug-shift (for --bn-rec)")
-    parser.add_argument('--aug-occlusion', type=float, default=0.0,
-                        help="the run's train.py --aug-occlusion (for --bn-rec)")
-    parser.add_argument('--aug-color', type=float, default=0.0,
-                        help="the run's train.py --aug-color (for --bn-rec)")
-    parser.add_argument('--seed', type=int, default=0, help='augmentation seed (for --bn-rec)')
-    parser.add_argument('--batch-size', type=int, default=16)
+    # The settings of the --bn-rec pass (BN_PASS_DEFAULTS): None when not given, so that one
+    # given without --bn-rec is refused rather than ignored.
+    parser.add_argument('--aug-rotation', type=int,
+                        help="the run's train.py --aug-rotation (for --bn-rec; default %d)"
+                             % BASE['aug_rotation'])
+    parser.add_argument('--aug-scale', type=float,
+                        help="the run's train.py --aug-scale (for --bn-rec; default %g)"
+                             % BASE['aug_scale'])
+    parser.add_argument('--aug-shift', type=float,
+                        help="the run's train.py --aug-shift (for --bn-rec; default 0)")
+    parser.add_argument('--aug-occlusion', type=float,
+                        help="the run's train.py --aug-occlusion (for --bn-rec; default 0)")
+    parser.add_argument('--aug-color', type=float,
+                        help="the run's train.py --aug-color (for --bn-rec; default 0)")
+    parser.add_argument('--seed', type=int, help='augmentation seed (for --bn-rec; default 0)')
+    parser.add_argument('--batch-size', type=int, help='for --bn-rec; default 16')
     return parser.parse_args(argv)
 
 
 def _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size):
     """The BatchNorm statistics after one augmented training pass over --bn-rec."""
-    cfg = generate_config(input_img_size=input_size, output_label_size=heatmap_size,
-                          aug_rotation=args.aug_rotation, aug_scale=args.aug_scale,
-                          aug_shift=args.aug_shift, aug_occlusion=args.aug_occlusion,
-                          aug_color=args.aug_color)
-    faces = FaceSegIter(args.bn_rec, args.batch_size, cfg, aug_level=1, shuffle=True,
-                        seed=args.seed)
+    settings = dict(BN_PASS_DEFAULTS, **{key: value for key, value in vars(args).items()
+                                          if key in BN_PASS_DEFAULTS and value is not None})
+    seed, batch_size = settings.pop('seed'), settings.pop('batch_size')
+    cfg = generate_config(input_img_size=input_size, output_label_size=heatmap_size, **settings)
+    faces = FaceSegIter(args.bn_rec, batch_size, cfg, aug_level=1, shuffle=True, seed=seed)
     try:
         batches = (batch.data[0].asnumpy() for batch in faces)
         return recalibrate_batchnorm(symbol, arg, aux, progress(
-            batches, total=(faces.num_samples + args.batch_size - 1) // args.batch_size,
+            batches, total=(faces.num_samples + batch_size - 1) // batch_size,
             desc='BatchNorm statistics'))
     finally:
         faces.close()
@@ -75,7 +85,20 @@ def _updated_batchnorm(args, symbol, arg, aux, input_size, heatmap_size):
 def _main(argv=None):
     args = parse_args(argv)
     epochs = parse_epochs(args.epochs)
-    if args.bn_rec is not None and not os.path.isfile(args.bn_rec):
+    check_range('--batch-size', args.batch_size, minimum=1)
+    # The ranges train.py allows.
+    check_range('--aug-rotation', args.aug_rotation, minimum=0, maximum=180)
+    check_range('--aug-scale', args.aug_scale, minimum=0, maximum=0.5)
+    check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
+    check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
+    check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
+    if args.bn_rec is None:
+        given = ['--' + key.replace('_', '-') for key in BN_PASS_DEFAULTS
+                 if getattr(args, key) is not None]
+        if given:
+            raise ValueError('%s given without --bn-rec, the BatchNorm pass it is for'
+                             % ', '.join(given))
+    elif not os.path.isfile(args.bn_rec):
         raise ValueError('%s: no such .rec file' % args.bn_rec)
     if any(os.path.abspath(args.output) == os.path.abspath(p) for p in args.prefix):
         raise ValueError('--output %s is the run\'s own prefix; pick another so no checkpoint '

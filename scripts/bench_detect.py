@@ -30,7 +30,8 @@ import cv2  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from console import machine_load  # noqa: E402
+from console import check_range, machine_load, run_cli  # noqa: E402
+from data.images import read_image  # noqa: E402
 from data.readers import read_pts  # noqa: E402
 from essh.mtcnn import MTCNNDetector  # noqa: E402
 from scripts.mtcnn_second_chance import blank_face  # noqa: E402
@@ -136,7 +137,7 @@ def quality(detector, stems):
     """(found, total, images with more than one face, median eye error %, 90th percentile %)."""
     errors, extra = [], 0
     for stem in stems:
-        image = cv2.imread(stem + '.jpg')
+        image = read_image(stem + '.jpg')
         points = read_pts(stem + '.pts')
         left, right = points[36:42].mean(axis=0), points[42:48].mean(axis=0)
         eye_distance = np.linalg.norm(left - right)
@@ -160,13 +161,30 @@ def dlib_found(detector, stems):
     for stem in stems:
         points = read_pts(stem + '.pts')
         cx, cy = (points.min(axis=0) + points.max(axis=0)) / 2
-        boxes = detector.detect(cv2.imread(stem + '.jpg'))
+        boxes = detector.detect(read_image(stem + '.jpg'))
         extra += len(boxes) > 1
         found += any(b.left() <= cx <= b.right() and b.top() <= cy <= b.bottom() for b in boxes)
     return found, extra
 
 
-def main(argv=None):
+def readable_faces(stems):
+    """The stems whose image and landmarks both read; each other one is printed with its
+    reason, so a damaged file costs one face, not the run."""
+    kept = []
+    for stem in stems:
+        try:
+            read_image(stem + '.jpg')
+            read_pts(stem + '.pts')
+        except ValueError as err:
+            print('skipped: %s' % err)
+            continue
+        kept.append(stem)
+    if len(kept) < len(stems):
+        print('skipped %d of %d faces' % (len(stems) - len(kept), len(stems)))
+    return kept
+
+
+def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data', default=DEFAULT_DATA,
@@ -180,15 +198,15 @@ def main(argv=None):
                         help='also time dlib with upsampling on the 8000 x 6000 image (about '
                              'a minute)')
     args = parser.parse_args(argv)
-    stems = sorted(path[:-4] for path in glob.glob(os.path.join(args.data, '*.jpg'))
-                   if os.path.isfile(path[:-4] + '.pts'))
+    check_range('--count', args.count, minimum=1)
+    for size in args.min_sizes:
+        check_range('--min-sizes', size, minimum=1)
+    stems = readable_faces(sorted(
+        path[:-4] for path in glob.glob(os.path.join(args.data, '*.jpg'))
+        if os.path.isfile(path[:-4] + '.pts')))
     if not stems:
-        print('error: no <stem>.jpg + <stem>.pts faces in %s' % args.data, file=sys.stderr)
-        return 2
-    if args.count < 1:
-        print('error: --count must be at least 1', file=sys.stderr)
-        return 2
-    crops = [cv2.imread(stem + '.jpg') for stem in stems[:args.count]]
+        raise ValueError('no readable <stem>.jpg + <stem>.pts faces in %s' % args.data)
+    crops = [read_image(stem + '.jpg') for stem in stems[:args.count]]
     blanked = [blank_face(crop, read_pts(stem + '.pts'))
                for crop, stem in zip(crops, stems)]
     mtcnn = MTCNNDetector(ctx=mx.cpu())
@@ -220,6 +238,10 @@ def main(argv=None):
                 print('  %s: found %d/%d, images with more than one face %d (no points)'
                       % (detector.name, found, len(stems), extra))
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from console import machine_load  # noqa: E402
+from console import check_range, machine_load, run_cli  # noqa: E402
+from inference.model_dir import checkpoint_prefix  # noqa: E402
 from scripts.infer_timing import (benchmark_checkpoint, format_timings,  # noqa: E402
                                  save_random_checkpoint)
 from symbols.precision import bf16_unsupported_reason, cpu_flags, prepare_bf16  # noqa: E402
@@ -28,7 +29,7 @@ from symbols.precision import bf16_unsupported_reason, cpu_flags, prepare_bf16  
 SHIPPED_PREFIX = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
 
 
-def main(argv=None):
+def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--network', default='hg2d3-cab',
@@ -44,43 +45,49 @@ def main(argv=None):
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--rounds', type=int, default=2, help='timed passes of each path')
     args = parser.parse_args(argv)
-    if args.faces < 1 or args.batch_size < 1 or args.rounds < 1:
-        print('error: --faces, --batch-size and --rounds must be at least 1', file=sys.stderr)
-        return 2
+    for flag in ('--faces', '--batch-size', '--rounds', '--net-stacks'):
+        check_range(flag, getattr(args, flag[2:].replace('-', '_')), minimum=1)
+    check_range('--multiplier', args.multiplier, above=0)
+    check_range('--epoch', args.epoch, minimum=0)
+    if not args.network:
+        given = [flag for flag, value in (('--multiplier', args.multiplier),
+                                          ('--net-stacks', args.net_stacks)) if value is not None]
+        if given:
+            raise ValueError('%s given with an empty --network, the graph it shapes'
+                             % ' and '.join(given))
     if args.prefix is None and os.path.isfile(SHIPPED_PREFIX + '-symbol.json'):
         args.prefix = SHIPPED_PREFIX
     if not args.network and not args.prefix:
-        print('error: nothing to time: --network is empty and there is no --prefix',
-              file=sys.stderr)
-        return 2
+        raise ValueError('nothing to time: --network is empty and there is no --prefix')
     no_bf16 = bf16_unsupported_reason(cpu_flags())
     if no_bf16:
         print('bf16 not timed: %s' % no_bf16)
     else:
         prepare_bf16()      # before any operator runs, so that AMX is used
     print(machine_load())
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            runs = []
-            if args.network:
-                overrides = {key: value for key, value in (('multiplier', args.multiplier),
-                                                           ('net_stacks', args.net_stacks))
-                             if value is not None}
-                prefix = save_random_checkpoint(os.path.join(scratch, 'model'), args.network,
-                                                **overrides)
-                shown = ''.join(', %s %s' % item for item in sorted(overrides.items()))
-                runs.append(('%s%s (random weights)' % (args.network, shown), prefix, 0))
-            if args.prefix:
-                runs.append((args.prefix, args.prefix, args.epoch))
-            for title, prefix, epoch in runs:
-                timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size,
-                                               bf16=not no_bf16, rounds=args.rounds)
-                print(format_timings(title, timings))
-                print(machine_load())
-    except ValueError as exc:
-        print('error: %s' % exc, file=sys.stderr)
-        return 2
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = []
+        if args.network:
+            overrides = {key: value for key, value in (('multiplier', args.multiplier),
+                                                       ('net_stacks', args.net_stacks))
+                         if value is not None}
+            prefix = save_random_checkpoint(os.path.join(scratch, 'model'), args.network,
+                                            **overrides)
+            shown = ''.join(', %s %s' % item for item in sorted(overrides.items()))
+            runs.append(('%s%s (random weights)' % (args.network, shown), prefix, 0))
+        if args.prefix:
+            # A model directory (as every command takes) names its checkpoint inside.
+            runs.append((args.prefix, checkpoint_prefix(args.prefix), args.epoch))
+        for title, prefix, epoch in runs:
+            timings = benchmark_checkpoint(prefix, epoch, args.faces, args.batch_size,
+                                           bf16=not no_bf16, rounds=args.rounds)
+            print(format_timings(title, timings))
+            print(machine_load())
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

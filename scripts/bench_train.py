@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mxnet as mx  # noqa: E402
 
-from console import configure_logging, progress  # noqa: E402
+from console import check_range, configure_logging, progress, run_cli  # noqa: E402
 import config  # noqa: E402
 from data.iterator import FaceSegIter  # noqa: E402
 from data.synthetic import ensure_synthetic  # noqa: E402
@@ -38,9 +38,9 @@ SHIPPED_GRAPH = 'hg1d4-resnet@%g' % config.SHIPPED_NETWORK['multiplier']
 
 def model_config(spec, batch_size, prefix, dtype):
     """'hg2d3-cab' or 'hg1d4-resnet@0.25' (width multiplier) -> a synth2d training config."""
-    name, _, multiplier = spec.partition('@')
+    name, multiplier = parse_model_spec(spec)
     network, overrides = MODELS[name]
-    overrides = dict(overrides, multiplier=float(multiplier or overrides.get('multiplier', 1)))
+    overrides = dict(overrides, multiplier=multiplier or overrides.get('multiplier', 1.0))
     return config.generate_config(network, 'synth2d', per_batch_size=batch_size, prefix=prefix,
                                   frequent=10 ** 9, verbose=10 ** 9, dtype=dtype, **overrides)
 
@@ -122,7 +122,25 @@ def table(spec, dtypes, results):
     return lines
 
 
-def main():
+def parse_model_spec(spec):
+    """'hg2d3-cab' or 'hg1d4-resnet@0.25' -> (name, multiplier or None); one-line ValueError
+    naming --models for an unknown name or a multiplier that is not a number > 0."""
+    name, at, multiplier = spec.partition('@')
+    if name not in MODELS:
+        raise ValueError('--models: unknown model %r (%s, optional @multiplier)'
+                         % (spec, ', '.join(MODELS)))
+    if not at:
+        return name, None
+    try:
+        value = float(multiplier)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float('inf'):
+        raise ValueError('--models: the multiplier of %r must be a number > 0' % spec)
+    return name, value
+
+
+def _main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--models', default='%s,hg2d3-cab' % SHIPPED_GRAPH,
                    help='comma-separated: %s, each with an optional @multiplier'
@@ -132,14 +150,16 @@ def main():
     p.add_argument('--batches', type=int, default=4, help='timed batches of each loop')
     p.add_argument('--num-workers', type=int, help='data workers (default: one per core)')
     p.add_argument('--data-dir', help='synthetic data folder (default: a temporary one)')
-    args = p.parse_args()
+    args = p.parse_args(argv)
     specs = args.models.split(',')
-    unknown = [spec for spec in specs if spec.partition('@')[0] not in MODELS]
-    if unknown:
-        print('error: unknown model %r (%s, optional @multiplier)' % (unknown[0],
-                                                                     ', '.join(MODELS)),
-              file=sys.stderr)
-        return 2
+    for spec in specs:
+        parse_model_spec(spec)
+    check_range('--batch-size', args.batch_size, minimum=1)
+    check_range('--batches', args.batches, minimum=1)
+    check_range('--warmup', args.warmup, minimum=0)
+    check_range('--num-workers', args.num_workers, minimum=0)
+    if args.data_dir and os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        raise ValueError('%s: --data-dir is not a folder' % args.data_dir)
     configure_logging()
     no_bf16 = bf16_unsupported_reason(cpu_flags())
     if no_bf16:
@@ -161,6 +181,10 @@ def main():
         print('\n'.join(lines))
         print('load average %.2f %.2f %.2f' % os.getloadavg())
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

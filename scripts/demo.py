@@ -18,14 +18,14 @@ import matplotlib.cbook  # noqa: E402
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-from console import configure_logging  # noqa: E402
+from console import check_range, configure_logging, run_cli  # noqa: E402
 import config  # noqa: E402
 import essh  # noqa: E402
 from data.images import read_image  # noqa: E402
 from data.preview import save_png  # noqa: E402
 from data.synthetic import RECORD_TOP_SHIFT, make_face  # noqa: E402
 from evaluation.protocol import evaluate_rec  # noqa: E402
-from fileio import write_json_atomic  # noqa: E402
+from fileio import check_writable_dir, write_json_atomic  # noqa: E402
 from inference import FaceAligner, HeatmapModel  # noqa: E402
 from inference.aligner import DEFAULT_MODEL  # noqa: E402
 from inference.demo import annotate_image  # noqa: E402
@@ -126,20 +126,24 @@ def synthetic_demo(output_dir, steps):
     print('training curves:', prefix + '-curves.png')
 
 
-def main():
+def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--output', default=os.path.join(ROOT, 'outputs'))
     parser.add_argument('--steps', type=int, default=160, help='fine-tuning batches')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # Both checked before the minutes of the photo and profile parts.
+    check_range('--steps', args.steps, minimum=1)
+    check_writable_dir(args.output, '--output folder')
     configure_logging()
-    os.makedirs(args.output, exist_ok=True)
-    try:
-        photo_demo(args.output)
-        profile_demo(args.output)
-        synthetic_demo(args.output, args.steps)
-    except ValueError as err:
-        sys.exit('error: %s' % err)
+    photo_demo(args.output)
+    profile_demo(args.output)
+    synthetic_demo(args.output, args.steps)
+    return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -25,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from console import check_range, run_cli  # noqa: E402
 from fileio import check_writable_dir  # noqa: E402
-from inference.model_dir import shape_prior_for, shape_prior_path  # noqa: E402
+from inference.model_dir import (checkpoint_prefix, shape_prior_for,  # noqa: E402
+                                 shape_prior_path)
 from inference.onnx_export import export_onnx, onnx_model_of  # noqa: E402
 from inference.onnx_quantize import (DEFAULT_CALIBRATION_FACES, calibration_crops,  # noqa: E402
                                      model_input_size, save_quantized)
@@ -35,27 +36,34 @@ def _main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--prefix', required=True,
-                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params)')
+                        help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params) '
+                             'or model directory')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--output', required=True, help='.onnx file to write')
     parser.add_argument('--batch-size', type=int,
                         help='fixed batch size (default: dynamic batch dimension)')
     parser.add_argument('--int8-calibration', metavar='REC',
                         help='quantize to int8, calibrating on faces of this .rec file')
-    parser.add_argument('--calibration-faces', type=int, default=DEFAULT_CALIBRATION_FACES,
-                        help='records of --int8-calibration to calibrate on')
+    parser.add_argument('--calibration-faces', type=int,
+                        help='records of --int8-calibration to calibrate on (default %d)'
+                             % DEFAULT_CALIBRATION_FACES)
     args = parser.parse_args(argv)
+    if args.calibration_faces is not None and not args.int8_calibration:
+        raise ValueError('--calibration-faces given without --int8-calibration, which it '
+                         'sizes')
     check_range('--calibration-faces', args.calibration_faces, minimum=1)
     check_range('--batch-size', args.batch_size, minimum=1)
     check_range('--epoch', args.epoch, minimum=0)
     check_writable_dir(os.path.dirname(args.output), '--output folder')
+    prefix = checkpoint_prefix(args.prefix)
     if args.int8_calibration:
-        model = onnx_model_of(args.prefix, args.epoch, args.batch_size)
-        crops = calibration_crops(args.int8_calibration, args.calibration_faces,
+        model = onnx_model_of(prefix, args.epoch, args.batch_size)
+        crops = calibration_crops(args.int8_calibration,
+                                  args.calibration_faces or DEFAULT_CALIBRATION_FACES,
                                   input_size=model_input_size(model))
         save_quantized(model, crops, args.output)
     else:
-        export_onnx(args.prefix, args.epoch, args.output, args.batch_size)
+        export_onnx(prefix, args.epoch, args.output, args.batch_size)
     kind = 'int8, calibrated on %d faces' % len(crops) if args.int8_calibration else 'float32'
     print('wrote %s (batch %s, %s)' % (args.output, args.batch_size or 'dynamic', kind))
     prior = shape_prior_for(args.prefix, args.epoch, 'auto')

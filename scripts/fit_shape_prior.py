@@ -19,13 +19,14 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from console import configure_logging, run_cli  # noqa: E402
+from console import check_range, configure_logging, run_cli  # noqa: E402
 from data.codec import DECODE_METHODS  # noqa: E402
-from data.geometry import TOP_SHIFT  # noqa: E402
+from data.geometry import ALIGN_SIZE, TOP_SHIFT  # noqa: E402
 from data.recordio import top_shift_for  # noqa: E402
 from data.shape_prior import fit_shape_prior, tune_shape_prior  # noqa: E402
 from evaluation.metrics import NORMALISER, point_errors  # noqa: E402
 from evaluation.protocol import protocol_predictions  # noqa: E402
+from fileio import check_writable_dir  # noqa: E402
 from inference import BACKENDS, load_heatmap_model  # noqa: E402
 from inference.model_dir import checkpoint_prefix, params_digest, shape_prior_path  # noqa: E402
 
@@ -59,9 +60,15 @@ def _main(argv=None):
     def nme(points, ground_truth):
         return float(point_errors(points, ground_truth, NORMALISER[args.landmark_type]).mean())
 
+    check_range('--top-shift', args.top_shift, minimum=0, maximum=ALIGN_SIZE)
     for path in (args.train, args.val):
         if not os.path.isfile(path):
             raise ValueError('%s: no such .rec file' % path)
+    # Checked before the minutes of fitting, not when the fit is saved.
+    output = args.output or shape_prior_path(args.prefix)
+    if os.path.isdir(output):
+        raise ValueError('%s: --output is a folder; name the .npz file to write' % output)
+    check_writable_dir(os.path.dirname(output), '--output folder')
     model = load_heatmap_model(args.prefix, args.epoch, args.backend, batch_size=16,
                                flip_test=args.flip_test)
     digest = params_digest(checkpoint_prefix(args.prefix), args.epoch)
@@ -80,7 +87,6 @@ def _main(argv=None):
     print('validation NME without the prior: %.3f%%' % (100 * nme(val_points, val_truth)))
     for scale, exponent, error in rows:
         print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * error))
-    output = args.output or shape_prior_path(args.prefix)
     prior.save(output)
     print('chose scale %g, exponent %g; wrote %s' % (prior.scale, prior.exponent, output))
     return 0

@@ -16,8 +16,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from console import configure_logging  # noqa: E402
+from console import check_range, configure_logging, run_cli  # noqa: E402
 from data import synthetic  # noqa: E402
+from fileio import check_writable_dir  # noqa: E402
+
+DEFAULT_PREVIEW_COUNT = 16
 
 
 def parse_args(argv=None):
@@ -37,29 +40,30 @@ def parse_args(argv=None):
     parser.add_argument('--preview', metavar='PNG',
                         help='also write a contact sheet of the first train faces with '
                              'their landmarks')
-    parser.add_argument('--preview-count', type=int, default=16,
-                        help='faces on the contact sheet')
+    parser.add_argument('--preview-count', type=int,
+                        help='faces on the contact sheet of --preview (default %d)'
+                             % DEFAULT_PREVIEW_COUNT)
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def _main(argv=None):
     args = parse_args(argv)
     configure_logging()
     counts = {split: getattr(args, 'num_' + split) for split in synthetic.SPLITS}
-    if args.workers < 1 or args.preview_count < 1:
-        print('error: --workers and --preview-count must be at least 1', file=sys.stderr)
-        return 2
+    check_range('--workers', args.workers, minimum=1)
+    check_range('--preview-count', args.preview_count, minimum=1)
+    if args.preview_count is not None and not args.preview:
+        raise ValueError('--preview-count given without --preview, the sheet it sizes')
+    if args.preview:
+        # Before the data set is rendered, not after.
+        check_writable_dir(os.path.dirname(args.preview), '--preview folder')
     synthetic.recycle_large_allocations()
     start = time.time()
-    try:
-        summaries = synthetic.generate(args.output, args.landmark_type, args.seed, counts,
-                                       args.workers)
-        if args.preview:
-            synthetic.contact_sheet(args.preview, args.landmark_type, args.seed,
-                                    count=args.preview_count)
-    except (ValueError, OSError) as err:
-        print('error: %s' % err, file=sys.stderr)
-        return 2
+    summaries = synthetic.generate(args.output, args.landmark_type, args.seed, counts,
+                                   args.workers)
+    if args.preview:
+        synthetic.contact_sheet(args.preview, args.landmark_type, args.seed,
+                                count=args.preview_count or DEFAULT_PREVIEW_COUNT)
     written = sum(summary.written for summary in summaries.values())
     print('%d synthetic faces (%s landmarks, seed %d) in %.1f s with %d workers'
           % (written, args.landmark_type, args.seed, time.time() - start, args.workers))
@@ -68,6 +72,10 @@ def main(argv=None):
     if args.preview:
         print('  preview %s' % args.preview)
     return 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
 
 
 if __name__ == '__main__':

@@ -36,7 +36,7 @@ def parse_args(argv=None):
                         'val.rec (the rest train.rec), or with --split the only ones packed')
     parser.add_argument('--val-fraction', type=float, default=0.0,
                         help='hold out this random fraction as val.rec (rest train.rec)')
-    parser.add_argument('--seed', type=int, default=0, help='seed of the --val-fraction draw')
+    parser.add_argument('--seed', type=int, help='seed of the --val-fraction draw (default 0)')
     parser.add_argument('--split', help='write one split of this name (e.g. ibug, 300W); '
                         'default: train (pts), AFLW2000-3D, cofw_testset')
     parser.add_argument('--top-shift', type=int, default=DEFAULT_TOP_SHIFT,
@@ -65,10 +65,13 @@ def _main(argv=None):
     check_range('--quality', args.quality, minimum=1, maximum=100)
     if not 0.0 <= args.val_fraction < 1.0:
         raise ValueError('--val-fraction must be in 0..1 (1 excluded), got %s' % args.val_fraction)
+    if args.seed is not None and not args.val_fraction:
+        raise ValueError('--seed given without --val-fraction, the draw it seeds')
+    converters.check_split_name(args.split, '--split')
     if not os.path.isdir(args.input):
         raise ValueError('%s: not a folder' % args.input)
     check_writable_dir(args.output, '--output folder')
-    options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed,
+    options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed or 0,
                    split=args.split, quality=args.quality,
                    keep_outside_image=args.keep_outside_image, top_shift=args.top_shift)
     if args.format == 'pts':

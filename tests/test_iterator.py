@@ -138,9 +138,12 @@ def test_sharding_splits_the_records(rec, cfg):
 
 
 def test_bad_records_are_skipped_and_reported(tmp_path, cfg, caplog):
-    payloads = [_payload(i, points_to_label(ring_face_points(i))) for i in range(7)]
+    payloads = [_payload(i, points_to_label(ring_face_points(i))) for i in range(8)]
     payloads[2] = _payload(2, np.zeros(10))
     payloads[5] = _payload(5, points_to_label(ring_face_points(5) + 5000))
+    nan_points = ring_face_points(7)
+    nan_points[30] = np.nan
+    payloads[7] = _payload(7, points_to_label(nan_points))
     rec = _write_raw(str(tmp_path / 'bad'), payloads)
     # Record 3: damage its JPEG data in place (the stream starts with the SOI marker).
     keys, offsets = read_index(str(tmp_path / 'bad.idx'))
@@ -153,10 +156,10 @@ def test_bad_records_are_skipped_and_reported(tmp_path, cfg, caplog):
     it = FaceSegIter(rec, 2, cfg, aug_level=0, shuffle=False, num_workers=0)
     assert _keys(_batches(it)) == [0, 1, 4, 6]
     reasons = dict(it.skipped)
-    assert sorted(reasons) == [2, 3, 5]
+    assert sorted(reasons) == [2, 3, 5, 7]
     assert 'label has 10 values' in reasons[2] and 'does not decode' in reasons[3]
-    assert 'outside' in reasons[5]
-    assert 'skipped 3 of 7' in caplog.text and 'record 3' in caplog.text
+    assert 'outside' in reasons[5] and 'NaN' in reasons[7]
+    assert 'skipped 4 of 8' in caplog.text and 'record 3' in caplog.text
 
 
 def test_missing_index_is_rebuilt_and_missing_rec_reported(rec, cfg, tmp_path):
