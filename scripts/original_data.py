@@ -187,15 +187,21 @@ def baseline_samples_per_second(rec_path, cfg, num_samples, batch_size, seed=0):
 
 
 def iterator_samples_per_second(rec_path, cfg, num_samples, batch_size, num_workers, seed=0):
-    """FaceSegIter throughput (worker start-up excluded), reading epochs as needed."""
+    """FaceSegIter throughput (worker start-up excluded), reading epochs as needed; ValueError
+    when a whole epoch yields no sample (every record bad), which would otherwise loop."""
     iterator = FaceSegIter(rec_path, batch_size, cfg, num_workers=num_workers, seed=seed)
-    done = 0
+    done = epoch_start = 0
     started = time.time()
     try:
         while done < num_samples:
             try:
                 batch = iterator.next()
             except StopIteration:
+                if done == epoch_start:
+                    raise ValueError('%s: no record could be read (%d skipped; first: %s)'
+                                     % (rec_path, len(iterator.skipped),
+                                        iterator.skipped[0][1] if iterator.skipped else '-'))
+                epoch_start = done
                 iterator.reset()
                 continue
             batch.data[0].wait_to_read()

@@ -359,3 +359,19 @@ def test_bench_train_checks_its_options_first(tmp_path, capsys, argv, phrase):
     plain.write_text('x')
     assert_error(run_script(bench_train, [str(plain) if a == 'FILE' else a for a in argv],
                             capsys), phrase)
+
+
+def test_iterator_throughput_refuses_a_file_of_which_no_record_can_be_read(tmp_path):
+    # Every record decodes, but its landmarks lie far outside the image: each epoch is empty,
+    # and the timing loop must stop instead of resetting forever.
+    from config import generate_config
+    from data.recordio import RecordWriter
+    from scripts.original_data import iterator_samples_per_second
+    prefix = str(tmp_path / 'far')
+    with RecordWriter(prefix) as writer:
+        for _ in range(2):
+            writer.write(np.zeros((384, 384, 3), np.uint8), np.full((68, 2), 5000.0))
+    cfg = generate_config('hourglass', 'i2d')
+    with pytest.raises(ValueError, match=r'far.rec: no record could be read \(2 skipped; '
+                                         r'first: landmarks far outside'):
+        iterator_samples_per_second(prefix + '.rec', cfg, 8, 2, 0)

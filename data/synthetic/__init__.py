@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from config import BASE
 from console import progress as progress_bar
+from fileio import atomic_write
 
 from ..geometry import DEFAULT_TOP_SHIFT, record_transform, warp_points
 from ..preview import draw_landmarks, save_png
@@ -224,10 +225,10 @@ def _read_manifest(data_dir):
 
 
 def _write_manifest(data_dir, manifest):
-    path = os.path.join(data_dir, MANIFEST_NAME)
-    with open(path + '.tmp', 'w') as handle:
-        json.dump(manifest, handle, indent=1, sort_keys=True)
-    os.replace(path + '.tmp', path)
+    def write(tmp_path):
+        with open(tmp_path, 'w') as handle:
+            json.dump(manifest, handle, indent=1, sort_keys=True)
+    atomic_write(os.path.join(data_dir, MANIFEST_NAME), write)
 
 
 def ensure_synthetic(data_dir, landmark_type='2d', seed=0, counts=None, workers=None,
