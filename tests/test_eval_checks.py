@@ -109,49 +109,35 @@ def test_evaluate_where_the_detector_finds_no_face_writes_nothing(tmp_path, good
     assert snapshot(out) == before
 
 
-@pytest.mark.parametrize('extra, message', [
-    (['--detector', 'mtcnn'], '--detector picks the face detector of --use-essh; it needs '
-                              '--use-essh'),
-    (['--essh-dir', 'weights'], '--essh-dir holds the ESSH detector\'s weights; it needs '
-                                '--use-essh'),
-    (['--use-essh', '--detector', 'haar', '--essh-dir', 'weights'],
-     '--essh-dir holds the ESSH detector\'s weights; it needs --detector essh (not haar)'),
+ONNX_REFUSALS = [
     (['--prefix', 'model.onnx', '--epoch', '7'],
      'model.onnx is an ONNX model, which has no epochs: drop epoch 7'),
     (['--prefix', 'model.onnx', '--backend', 'mxnet'],
      'model.onnx is an ONNX model, which runs on the onnxruntime backend, not mxnet'),
-], ids=['detector', 'essh-dir', 'essh-dir-with-haar', 'onnx-epoch', 'onnx-on-mxnet'])
-def test_evaluate_refuses_options_it_would_ignore(tmp_path, good_rec, extra, message, capsys):
+]
+ESSH_DIR_WEIGHTS = '--essh-dir holds the ESSH detector\'s weights; it needs '
+
+
+def cli_inputs(cli, good_rec):
+    """(module, its input arguments) of a CLI that takes a model."""
+    return {'evaluate': (evaluate, ['--rec', good_rec]),
+            'test.py': (demo_cli, ['--image', FIXTURE_FACES]),
+            'confidence_check': (confidence_check, ['--images', FIXTURE_FACES])}[cli]
+
+
+@pytest.mark.parametrize('cli, extra, message', [
+    ('evaluate', ['--detector', 'mtcnn'],
+     '--detector picks the face detector of --use-essh; it needs --use-essh'),
+    ('evaluate', ['--essh-dir', 'weights'], ESSH_DIR_WEIGHTS + '--use-essh'),
+    ('evaluate', ['--use-essh', '--detector', 'haar', '--essh-dir', 'weights'],
+     ESSH_DIR_WEIGHTS + '--detector essh (not haar)'),
+    ('test.py', ['--essh-dir', 'weights'], ESSH_DIR_WEIGHTS + '--detector essh (not mtcnn)'),
+] + [(cli, extra, message) for cli in ('evaluate', 'test.py', 'confidence_check')
+     for extra, message in ONNX_REFUSALS])
+def test_clis_refuse_options_they_would_ignore(tmp_path, good_rec, cli, extra, message, capsys):
+    module, inputs = cli_inputs(cli, good_rec)
     out = str(tmp_path / 'out')
-    assert evaluate.main(['--rec', good_rec, '--output', out] + extra) == 2
-    assert one_error_line(capsys) == 'error: ' + message
-    assert not os.path.exists(out)
-
-
-@pytest.mark.parametrize('extra, message', [
-    (['--prefix', 'model.onnx', '--epoch', '7'],
-     'model.onnx is an ONNX model, which has no epochs: drop epoch 7'),
-    (['--prefix', 'model.onnx', '--backend', 'mxnet'],
-     'model.onnx is an ONNX model, which runs on the onnxruntime backend, not mxnet'),
-    (['--essh-dir', 'weights'],
-     '--essh-dir holds the ESSH detector\'s weights; it needs --detector essh (not mtcnn)'),
-], ids=['onnx-epoch', 'onnx-on-mxnet', 'essh-dir-with-mtcnn'])
-def test_demo_refuses_options_it_would_ignore(tmp_path, extra, message, capsys):
-    out = str(tmp_path / 'out')
-    assert demo_cli.main(['--image', FIXTURE_FACES, '--output', out] + extra) == 2
-    assert one_error_line(capsys) == 'error: ' + message
-    assert not os.path.exists(out)
-
-
-@pytest.mark.parametrize('extra, message', [
-    (['--prefix', 'model.onnx', '--epoch', '7'],
-     'model.onnx is an ONNX model, which has no epochs: drop epoch 7'),
-    (['--prefix', 'model.onnx', '--backend', 'mxnet'],
-     'model.onnx is an ONNX model, which runs on the onnxruntime backend, not mxnet'),
-], ids=['onnx-epoch', 'onnx-on-mxnet'])
-def test_confidence_check_refuses_options_it_would_ignore(tmp_path, extra, message, capsys):
-    out = str(tmp_path / 'out')
-    assert confidence_check.main(['--images', FIXTURE_FACES, '--output', out] + extra) == 2
+    assert module.main(inputs + ['--output', out] + extra) == 2
     assert one_error_line(capsys) == 'error: ' + message
     assert not os.path.exists(out)
 
