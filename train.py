@@ -11,6 +11,7 @@ import sys
 
 import config
 from console import check_range, configure_logging, run_cli
+from data.augment import check_augmentation_options
 from data.codec import TARGET_ENCODINGS
 from data.geometry import ALIGN_SIZE
 from fileio import check_writable_dir
@@ -109,11 +110,7 @@ def check_args(args):
     check_range('--lr', args.lr, above=0)
     check_range('--multiplier', args.multiplier, above=0)
     check_range('--val-top-shift', args.val_top_shift, minimum=0, maximum=ALIGN_SIZE)
-    check_range('--aug-rotation', args.aug_rotation, minimum=0, maximum=180)
-    check_range('--aug-scale', args.aug_scale, minimum=0, maximum=0.5)
-    check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
-    check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
-    check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
+    check_augmentation_options(vars(args))
     check_range('--teacher-weight', args.teacher_weight, above=0, maximum=1)
     if args.dtype is not None:
         check_dtype(args.dtype)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from console import check_range
+
 from .codec import heatmap_cells, heatmap_centres, mirror_cells
 from .landmarks import FLIP_ORDER
 from .geometry import compose_affine, crop_transform, protocol_crop, warp_points
@@ -44,6 +46,18 @@ class Augmentation:
 
 
 ORIGINAL_AUGMENTATION = Augmentation()
+# The values each augmentation option may take, inclusive (train.py; the BatchNorm pass of
+# scripts/average_checkpoints.py repeats a run's settings).
+OPTION_RANGES = {'aug_rotation': (0, 180), 'aug_scale': (0, 0.5), 'aug_shift': (0, 0.25),
+                 'aug_occlusion': (0, 1), 'aug_color': (0, 0.9)}
+
+
+def check_augmentation_options(options):
+    """ValueError naming the flag (--aug-...) of any value in the dict `options` outside
+    OPTION_RANGES; unset (None or absent) options pass."""
+    for key, (minimum, maximum) in OPTION_RANGES.items():
+        check_range('--' + key.replace('_', '-'), options.get(key), minimum=minimum,
+                    maximum=maximum)
 
 # image: (S, S, 3) uint8 crop; points: (68, 2) float64 x/y in crop pixels; cells: (68, 2)
 # int32 heatmap cells; centres: (68, 2) float64 positions on the heatmap (the sub-pixel

@@ -20,6 +20,7 @@ sys.path.insert(0, ROOT)
 
 from config import BASE, generate_config  # noqa: E402
 from console import check_range, progress, run_cli  # noqa: E402
+from data.augment import check_augmentation_options  # noqa: E402
 from data.iterator import FaceSegIter  # noqa: E402
 from symbols import checkpoint  # noqa: E402
 from symbols.heatmap_net import heatmap_output  # noqa: E402
@@ -86,12 +87,7 @@ def _main(argv=None):
     args = parse_args(argv)
     epochs = parse_epochs(args.epochs)
     check_range('--batch-size', args.batch_size, minimum=1)
-    # The ranges train.py allows.
-    check_range('--aug-rotation', args.aug_rotation, minimum=0, maximum=180)
-    check_range('--aug-scale', args.aug_scale, minimum=0, maximum=0.5)
-    check_range('--aug-shift', args.aug_shift, minimum=0, maximum=0.25)
-    check_range('--aug-occlusion', args.aug_occlusion, minimum=0, maximum=1)
-    check_range('--aug-color', args.aug_color, minimum=0, maximum=0.9)
+    check_augmentation_options(vars(args))
     if args.bn_rec is None:
         given = ['--' + key.replace('_', '-') for key in BN_PASS_DEFAULTS
                  if getattr(args, key) is not None]
