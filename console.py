@@ -6,6 +6,8 @@ those messages reach its standard output without breaking a progress bar in flig
 `main` through `run_cli`, the one error boundary of the command-line tools.
 """
 import logging
+import math
+import numbers
 import os
 import re
 import sys
@@ -108,3 +110,17 @@ def check_range(flag, value, minimum=None, maximum=None, above=None):
         raise ValueError('%s must be >= %s, got %s' % (flag, minimum, value))
     if maximum is not None and value > maximum:
         raise ValueError('%s must be <= %s, got %s' % (flag, maximum, value))
+
+
+def check_number(name, value, integer=False, **bounds):
+    """check_range for an argument of the Python API, which no argparse `type=` has
+    converted first: TypeError naming `name` unless `value` is a number (an int when
+    `integer`; True and False are neither), ValueError unless it is finite and within `bounds`
+    (check_range's minimum, maximum, above)."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise TypeError('%s must be %s, got %r'
+                        % (name, 'an integer' if integer else 'a number', value))
+    if not math.isfinite(value):
+        raise ValueError('%s must be a finite number, got %r' % (name, value))
+    check_range(name, value, **bounds)

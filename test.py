@@ -29,10 +29,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='detect faces and draw their 68 landmarks')
     parser.add_argument('--image', action='append', required=True,
                         help='image, video or folder of them (repeatable)')
-    parser.add_argument('--landmark-type', choices=['2d', '3d'], default='2d',
+    parser.add_argument('--landmark-type', choices=['2d', '3d'], default=None,
                         help='2d: 300-W convention (jaw on the visible silhouette); 3d: '
                              'AFLW2000-3D convention (projected 3D points, hidden jaw side '
-                             'included). Picks the shipped model and the refinement crop')
+                             'included). Picks the shipped model and the refinement crop; '
+                             'default: the type the card of a model directory --prefix states, '
+                             'else 2d')
     parser.add_argument('--prefix', default=None,
                         help='checkpoint prefix (<prefix>-symbol.json, <prefix>-NNNN.params); '
                              'a model directory (checkpoint and card) or a .onnx file; default: '
@@ -63,13 +65,15 @@ def parse_args(argv=None):
     video = parser.add_argument_group(
         'videos', 'the face found in the first frame is followed: each frame is cropped from '
         'the previous frame\'s landmarks, and the detector runs again when needed')
-    video.add_argument('--redetect-every', type=int, default=DEFAULT_REDETECT_EVERY,
-                       metavar='N', help='run the detector at least every N frames '
-                                         '(default %(default)s; 1 detects in every frame)')
-    video.add_argument('--min-confidence', type=float, default=DEFAULT_MIN_CONFIDENCE,
-                       metavar='X', help='run the detector when a tracked face\'s heatmap peak '
-                                         'confidence (0..1) falls below X (default %(default)s)')
-    video.add_argument('--smooth', action='store_true',
+    # The video options default to None (--smooth too), so that one given without a video
+    # can be refused.
+    video.add_argument('--redetect-every', type=int, metavar='N',
+                       help='run the detector at least every N frames (default %s; 1 detects '
+                            'in every frame)' % DEFAULT_REDETECT_EVERY)
+    video.add_argument('--min-confidence', type=float, metavar='X',
+                       help='run the detector when a tracked face\'s heatmap peak confidence '
+                            '(0..1) falls below X (default %s)' % DEFAULT_MIN_CONFIDENCE)
+    video.add_argument('--smooth', action='store_true', default=None,
                        help='smooth the landmarks over time with a One-Euro filter')
     video.add_argument('--smooth-min-cutoff', type=float, metavar='HZ',
                        help='with --smooth: cutoff frequency of a still face; lower removes '
@@ -79,6 +83,20 @@ def parse_args(argv=None):
                             'per second); higher lags less behind motion (default %s)'
                             % DEFAULT_BETA)
     return parser.parse_args(argv)
+
+
+# test.py's options that only videos use.
+VIDEO_FLAGS = ('--redetect-every', '--min-confidence', '--smooth', '--smooth-min-cutoff',
+               '--smooth-beta')
+
+
+def check_video_options(args, inputs):
+    """Refuse video options when none of `inputs` is a video: they would be ignored."""
+    given = [flag for flag in VIDEO_FLAGS
+             if getattr(args, flag[2:].replace('-', '_')) is not None]
+    if given and not any(is_video(path) for path in inputs):
+        raise ValueError('%s given, but no input is a video (they apply to videos only)'
+                         % ', '.join(given))
 
 
 def tracking_options(args):
@@ -98,7 +116,10 @@ def tracking_options(args):
         smoother = OneEuroFilter(
             DEFAULT_MIN_CUTOFF if args.smooth_min_cutoff is None else args.smooth_min_cutoff,
             DEFAULT_BETA if args.smooth_beta is None else args.smooth_beta)
-    return {'redetect_every': args.redetect_every, 'min_confidence': args.min_confidence,
+    return {'redetect_every': (DEFAULT_REDETECT_EVERY if args.redetect_every is None
+                               else args.redetect_every),
+            'min_confidence': (DEFAULT_MIN_CONFIDENCE if args.min_confidence is None
+                               else args.min_confidence),
             'smoother': smoother}
 
 
@@ -132,6 +153,7 @@ def _main(argv=None):
     inputs = list_inputs(args.image)
     if not inputs:
         raise ValueError('no images or videos in %s' % ', '.join(args.image))
+    check_video_options(args, inputs)
     check_writable_dir(args.output, '--output folder')
     aligner = FaceAligner(args.prefix, args.epoch, ctx=context_for_gpu(args.gpu),
                           detector=args.detector, essh_dir=args.essh_dir,

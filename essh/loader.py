@@ -4,6 +4,8 @@ are a one-line ValueError naming the file."""
 import logging
 import os
 
+import mxnet as mx
+
 from symbols import checkpoint
 
 from .detector import ESSHDetector
@@ -36,6 +38,14 @@ def load_essh(model_dir, ctx=None):
     return ESSHDetector(symbol, arg_params, aux_params, ctx=ctx, source=prefix)
 
 
+def check_context(ctx):
+    """ValueError unless `ctx` is None (the default device) or an mx.Context: a string such as
+    'gpu' is not mapped to one, since which GPU it means would be a guess."""
+    if ctx is not None and not isinstance(ctx, mx.Context):
+        raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
+                         '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
+
+
 def load_detector(name='mtcnn', model_dir=None, ctx=None):
     """A face detector with `.name` and `.detect(image_bgr, threshold) -> [Face]`.
 
@@ -47,6 +57,7 @@ def load_detector(name='mtcnn', model_dir=None, ctx=None):
     """
     if name not in DETECTORS:
         raise ValueError('unknown face detector %r (choose from %s)' % (name, ', '.join(DETECTORS)))
+    check_context(ctx)
     if name == 'mtcnn':
         model_dir = MTCNN_DIR if model_dir is None else model_dir
         detector = MTCNNDetector(model_dir, ctx=ctx)

@@ -7,15 +7,16 @@ import numpy as np
 
 import essh
 from essh.boxes import box_overlaps
-from console import check_range
-from data.geometry import (DETECTION_THRESHOLD, TOP_SHIFT, compose_affine, crop_detected_face,
-                           crop_to_image, refine_mode, refinement_answer, refinement_crop)
+from console import check_number
+from data.geometry import (ALIGN_SIZE, DETECTION_THRESHOLD, TOP_SHIFT, compose_affine,
+                           crop_detected_face, crop_to_image, refine_mode, refinement_answer,
+                           refinement_crop)
 from data.images import to_bgr8
 from data.landmarks import NUM_LANDMARKS
-from data.shape_prior import decode_landmarks
+from data.shape_prior import ShapePrior, decode_landmarks
 
 from .model import load_heatmap_model
-from .model_dir import PREFIX_NAME, shape_prior_for
+from .model_dir import PREFIX_NAME, card_landmark_type, is_model_dir, shape_prior_for
 
 _MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'models')
 # The models this repository ships, per landmark type; what FaceAligner(), test.py and
@@ -32,13 +33,74 @@ DEFAULT_MODEL = DEFAULT_MODELS['2d']
 REFINE_TOP_SHIFTS = {'2d': TOP_SHIFT['300W'], '3d': TOP_SHIFT['AFLW2000-3D']}
 
 
+def check_landmark_type(landmark_type):
+    """ValueError unless `landmark_type` is '2d' or '3d'."""
+    # Looked up in a tuple, so that an unhashable value is refused the same way.
+    if landmark_type not in tuple(DEFAULT_MODEL_DIRS):
+        raise ValueError('unknown landmark type %r; valid: %s'
+                         % (landmark_type, ', '.join(sorted(DEFAULT_MODEL_DIRS))))
+
+
 def default_model(landmark_type):
     """Model directory of the shipped model of `landmark_type` ('2d' or '3d'), so that loading
     it checks its card."""
-    if landmark_type not in DEFAULT_MODEL_DIRS:
-        raise ValueError('unknown landmark type %r; valid: %s'
-                         % (landmark_type, ', '.join(sorted(DEFAULT_MODEL_DIRS))))
+    check_landmark_type(landmark_type)
     return DEFAULT_MODEL_DIRS[landmark_type]
+
+
+def model_landmark_type(prefix, landmark_type=None):
+    """The landmark type of model `prefix`: the one its card states when it is a model directory
+    whose card says (inference.model_dir.card_landmark_type), which an explicit
+    `landmark_type` must match; else `landmark_type`, else '2d'."""
+    if landmark_type is not None:
+        check_landmark_type(landmark_type)
+    stated = card_landmark_type(prefix) if is_model_dir(prefix) else None
+    if landmark_type is not None and stated not in (None, landmark_type):
+        raise ValueError('%s: its card states %s landmarks, not landmark_type %r'
+                         % (prefix, stated.upper(), landmark_type))
+    return landmark_type or stated or '2d'
+
+
+def image_iterator(images, name):
+    """An iterator over `images`, an iterable of images; TypeError naming the argument `name`
+    for one image array (iterating it would read each pixel row as a grey image) or for
+    anything that is not iterable."""
+    if isinstance(images, np.ndarray):
+        raise TypeError('%s must be an iterable of images, got one array of shape %s (pass '
+                        '[image] for one image, list(array) for a stack of images)'
+                        % (name, images.shape))
+    try:
+        return iter(images)
+    except TypeError:
+        raise TypeError('%s must be an iterable of images, got %s'
+                        % (name, type(images).__name__)) from None
+
+
+def check_detector(detector, essh_dir):
+    """FaceAligner's `detector` and `essh_dir`, checked before anything is loaded: a name for
+    essh.load_detector (which checks it) or an object with a callable `.detect`; `essh_dir`,
+    the ESSH weights, only for ESSH (None or 'essh')."""
+    if essh_dir is not None and not (detector is None or detector == 'essh'):
+        raise ValueError('essh_dir holds the ESSH detector\'s weights; it needs detector '
+                         '\'essh\' (not %s)' % (repr(detector) if isinstance(detector, str)
+                                                 else 'a detector of type %s'
+                                                 % type(detector).__name__))
+    if detector is not None and not isinstance(detector, str) \
+            and not callable(getattr(detector, 'detect', None)):
+        raise TypeError('detector must be a name (%s) or an object with a '
+                        '.detect(image_bgr, threshold) method, got type %s'
+                        % (', '.join(essh.DETECTORS), type(detector).__name__))
+
+
+def check_shape_prior_setting(setting):
+    """TypeError unless `setting` is what model_dir.shape_prior_for takes: 'auto', 'off' (or
+    None, False), a path or a ShapePrior."""
+    if not (setting is None or setting is False
+            or isinstance(setting, (str, os.PathLike, ShapePrior))):
+        raise TypeError('shape_prior must be \'auto\', \'off\', a shape-prior.npz path or a '
+                        'ShapePrior, got %r' % (setting,))
+
+
 # Tracking defaults (FaceAligner.track, test.py on videos): the detector runs at least every 30
 # frames (about a second of video), and whenever a tracked crop's peak confidence falls below
 # 0.45: with the shipped model (version 11), the faces of the first 120 300-W HELEN test
@@ -106,6 +168,9 @@ class FaceAligner:
     '3d': AFLW2000-3D projected 3D points; DEFAULT_MODELS). `track(frames)` follows a face
     through video frames.
 
+    `landmark_type` None (default) is the one the card of a model directory `prefix` states,
+    else '2d' (model_landmark_type); a stated type must not be contradicted.
+
     `backend` 'mxnet' runs the checkpoint on `ctx` (an mx.Context, default CPU);
     'onnxruntime' runs it with onnxruntime on the CPU (`prefix` may then be an exported
     `.onnx` file); 'auto' (default) picks onnxruntime on the CPU when it is installed
@@ -119,7 +184,7 @@ class FaceAligner:
     `refine` predicts a second time on the protocol crop of the first pass's landmarks (the
     five-point alignment and top-shifted box that training crops use, with `refine_top_shift`),
     so the network sees the geometry it was trained on whatever box the detector gave;
-    by default the shift of `landmark_type`'s training records (REFINE_TOP_SHIFTS). Its
+    by default the shift of the landmark type's training records (REFINE_TOP_SHIFTS). Its
     answer (data.geometry.REFINE_MODES): 'mean' (default; True) the mean of both passes'
     landmarks after a five-point-aligned detection crop (MTCNN, ESSH), else the second pass's;
     'second' the second pass's; 'none' (False) one pass only.
@@ -133,9 +198,31 @@ class FaceAligner:
     def __init__(self, prefix=None, epoch=0, ctx=None, detector=None, batch_size=16,
                  threshold=DETECTION_THRESHOLD, decode='subpixel', essh_dir=None,
                  backend='auto', flip_test=False, refine='mean', refine_top_shift=None,
-                 landmark_type='2d', dtype='float32', shape_prior='auto'):
-        prefix = prefix or default_model(landmark_type)
-        self.landmark_type = landmark_type
+                 landmark_type=None, dtype='float32', shape_prior='auto'):
+        # Every option is checked first: loading the network and the detector takes seconds.
+        if prefix is None:
+            prefix = default_model(landmark_type or '2d')
+        elif isinstance(prefix, str) and not prefix.strip():
+            raise ValueError('prefix is empty: give a checkpoint prefix, a model directory or '
+                             'a .onnx file, or None for the shipped model')
+        self.landmark_type = model_landmark_type(prefix, landmark_type)
+        check_number('batch_size', batch_size, integer=True, minimum=1)
+        # The bundled detectors' scores are probabilities (MTCNN, ESSH: softmax; Haar: its
+        # stage weight through a logistic), so every detector shares the 0..1 scale.
+        check_number('threshold', threshold, minimum=0, maximum=1)
+        if not isinstance(flip_test, (bool, np.bool_)):
+            raise TypeError('flip_test must be True or False, got %r' % (flip_test,))
+        self.refine = refine_mode(refine)
+        if refine_top_shift is None:
+            refine_top_shift = REFINE_TOP_SHIFTS[self.landmark_type]
+        # As evaluate.py --top-shift: the shift raises the box top inside the aligned image,
+        # so it lies in 0..ALIGN_SIZE.
+        check_number('refine_top_shift', refine_top_shift, integer=True, minimum=0,
+                     maximum=ALIGN_SIZE)
+        self.refine_top_shift = refine_top_shift
+        check_shape_prior_setting(shape_prior)
+        check_detector(detector, essh_dir)
+        self.threshold = threshold
         self.model = load_heatmap_model(prefix, epoch, backend=backend, ctx=ctx,
                                         batch_size=batch_size, flip_test=flip_test, dtype=dtype)
         # A graph that does not name its loss is read as the original's L2 maps.
@@ -143,28 +230,36 @@ class FaceAligner:
         self.shape_prior = shape_prior_for(prefix, epoch, shape_prior)
         if detector is None:
             detector = 'mtcnn' if essh_dir is None else 'essh'
-        if isinstance(detector, str):
-            detector = essh.load_detector(detector, essh_dir if detector == 'essh' else None,
-                                          ctx=ctx)
-        self.detector = detector
-        self.threshold = threshold
-        self.refine = refine_mode(refine)
-        self.refine_top_shift = (REFINE_TOP_SHIFTS[landmark_type] if refine_top_shift is None
-                                 else refine_top_shift)
+        # The detector after the network: dtype bf16 must be set up before other MXNet work.
+        self.detector = (essh.load_detector(detector, essh_dir, ctx=ctx)
+                         if isinstance(detector, str) else detector)
 
     def get_landmarks(self, image):
         """Faces of one image (grey, BGR or BGRA; 8/16-bit or float); [] when there is none."""
         return self.get_landmarks_batch([image])[0]
 
     def get_landmarks_batch(self, images):
-        """One list of AlignedFace per image; all faces go through the network together."""
-        bgr_images = [to_bgr8(image) for image in images]
+        """One list of AlignedFace per image of `images` (any iterable of images, read once);
+        all faces go through the network together."""
+        bgr_images = [to_bgr8(image) for image in image_iterator(images, 'images')]
         detections = [(index, face) for index, bgr in enumerate(bgr_images)
-                      for face in self.detector.detect(bgr, threshold=self.threshold)]
-        results = [[] for _ in images]
+                      for face in self._detect(bgr)]
+        results = [[] for _ in bgr_images]
         for (index, _), face in zip(detections, self._align(bgr_images, detections)):
             results[index].append(face)
         return results
+
+    def _detect(self, bgr):
+        """The detector's faces in `bgr`, as a list; TypeError naming the detector's type when
+        it answers something else than an iterable of faces (None, say)."""
+        faces = self.detector.detect(bgr, threshold=self.threshold)
+        try:
+            return list(faces)
+        except TypeError:
+            raise TypeError('%s.detect returned %s, not a list of faces (an empty list when '
+                            'there is none)' % (type(self.detector).__name__,
+                                                'None' if faces is None
+                                                else 'type %s' % type(faces).__name__)) from None
 
     def _align(self, bgr_images, detections):
         """AlignedFace of each (image index, detected face): the detection crop, then the
@@ -198,7 +293,8 @@ class FaceAligner:
     def track(self, frames, redetect_every=DEFAULT_REDETECT_EVERY,
               min_confidence=DEFAULT_MIN_CONFIDENCE, smoother=None, fps=DEFAULT_FPS):
         """Follow one face through `frames` (an iterable of images, as get_landmarks takes);
-        yield, per frame, [AlignedFace] or [] when there is no face.
+        an iterator of, per frame, [AlignedFace] or [] when there is no face. The options are
+        checked here, before the first frame is read.
 
         A frame is cropped from the previous frame's landmarks (the refinement pass's protocol
         crop) and goes through the network once (`tracked` True). The detector runs instead
@@ -214,9 +310,19 @@ class FaceAligner:
         seconds apart; it is reset when the track is lost. The next frame is still cropped
         from the unsmoothed landmarks, so smoothing never feeds back into tracking.
         """
-        check_range('redetect_every', redetect_every, minimum=1)
-        check_range('min_confidence', min_confidence, minimum=0, maximum=1)
-        check_range('fps', fps, above=0)
+        frames = image_iterator(frames, 'frames')
+        check_number('redetect_every', redetect_every, integer=True, minimum=1)
+        check_number('min_confidence', min_confidence, minimum=0, maximum=1)
+        check_number('fps', fps, above=0)
+        if smoother is not None and not (callable(smoother)
+                                         and callable(getattr(smoother, 'reset', None))):
+            raise TypeError('smoother must be called as smoother(landmarks, seconds) and have '
+                            'a reset() method (such as inference.smoothing.OneEuroFilter), got '
+                            'type %s' % type(smoother).__name__)
+        return self._track(frames, redetect_every, min_confidence, smoother, fps)
+
+    def _track(self, frames, redetect_every, min_confidence, smoother, fps):
+        """The generator of track(), its options checked."""
         if smoother is not None:
             smoother.reset()
         previous, since_detection = None, 0
@@ -243,7 +349,7 @@ class FaceAligner:
 
     def _detect_one(self, bgr, previous):
         """The AlignedFace of the one detected face to follow, or None when there is none."""
-        faces = self.detector.detect(bgr, threshold=self.threshold)
+        faces = self._detect(bgr)
         if not faces:
             return None
         boxes = np.array([np.asarray(face.box, dtype=np.float64)[:4] for face in faces])
@@ -268,12 +374,26 @@ class FaceAligner:
         that tracking repeats. None when the landmarks give a degenerate crop. Its `box` is
         the new landmarks' bounding box, its `score` the given one, `tracked` True (cropped
         from landmarks, not from a detection), and `confidence` tells whether a face was
-        there (README, "Confidence")."""
-        landmarks = np.asarray(landmarks, dtype=np.float64)
+        there (README, "Confidence"). Points farther outside the image than its width (in x)
+        or height (in y) give no usable crop either: it would show only the border, and
+        coordinates far beyond any image (1e20 and up) overflow the alignment's arithmetic.
+        NaN or infinite points are refused."""
+        try:
+            landmarks = np.asarray(landmarks, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError('landmarks must be %d (x, y) points of numbers, got %s'
+                            % (NUM_LANDMARKS, type(landmarks).__name__)) from None
         if landmarks.shape != (NUM_LANDMARKS, 2):
             raise ValueError('landmarks must be %d (x, y) points, got an array of shape %s'
                              % (NUM_LANDMARKS, landmarks.shape))
-        crop = self._refine_crop(to_bgr8(image), landmarks)
+        if not np.isfinite(landmarks).all():
+            raise ValueError('landmarks must be finite, got NaN or infinite coordinates')
+        bgr = to_bgr8(image)
+        size = np.array([bgr.shape[1], bgr.shape[0]], dtype=np.float64)
+        # Within one image size of the image: -width <= x <= 2 width, likewise y.
+        if (np.abs(landmarks - size / 2) > 1.5 * size).any():
+            return None
+        crop = self._refine_crop(bgr, landmarks)
         if crop is None:
             return None
         (points,), (confidence,) = self._landmarks([crop])

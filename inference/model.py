@@ -9,6 +9,7 @@ import numpy as np
 from console import error_line
 from data.codec import HeatmapCodec
 from data.landmarks import FLIP_ORDER
+from essh.loader import check_context
 from symbols.checkpoint import (checked_params, checkpoint_loss, load_inference_checkpoint,
                                 network_sizes, params_path, symbol_path)
 from symbols.precision import bf16_inference_model, check_dtype, prepare_bf16
@@ -187,9 +188,7 @@ def load_heatmap_model(prefix, epoch=0, backend='auto', ctx=None, batch_size=16,
     only) runs the network in bfloat16 mixed precision."""
     epoch = checked_epoch(epoch)
     check_onnx_request(prefix, epoch, backend)
-    if ctx is not None and not isinstance(ctx, mx.Context):
-        raise ValueError('ctx must be an mx.Context such as mx.cpu() or mx.gpu(0), got %r '
-                         '(a string is not mapped: which GPU it means would be a guess)' % (ctx,))
+    check_context(ctx)
     check_dtype(dtype)
     model_dir = prefix if is_model_dir(prefix) else None
     if model_dir is not None:

@@ -5,6 +5,9 @@ sizes the graph really has, in its `| input / output |` row:
 
     | input / output | 128 x 128 RGB crop ... / 68 heatmaps of 64 x 64 |
 
+It may also state the landmark convention, 2D or 3D, in its `| landmarks |` row; FaceAligner
+then follows it (card_landmark_type).
+
 A checkpoint may also have a shape prior beside it (data.shape_prior, `shape-prior.npz`),
 fitted to its weights; `shape_prior_for` finds it and checks that it belongs to them. An
 exported `NAME.onnx` keeps its prior in `NAME.shape-prior.npz` (scripts/export_onnx.py writes
@@ -22,6 +25,11 @@ CARD = 'README.md'
 PREFIX_NAME = 'model'
 _SIZES_ROW = re.compile(r'^\|\s*input / output\s*\|\s*(\d+) x (\d+)\b.*?/\s*(\d+) heatmaps of '
                         r'(\d+) x (\d+)\s*\|', re.MULTILINE)
+# The card's `| landmarks |` row may state the landmark convention as a word "2D" or "3D", as
+# the shipped cards do ("iBUG 68-point scheme, 2D (300-W convention ...)", "..., 3D convention
+# (AFLW2000-3D ...)"); the "-3D" of a data set name such as AFLW2000-3D does not count.
+_LANDMARKS_ROW = re.compile(r'^\|\s*landmarks\s*\|([^|\n]*)\|', re.MULTILINE)
+_DIMENSION = re.compile(r'(?<![\w-])([23])D\b')
 
 # ONNX metadata key of the SHA-256 of the weights file an export was made from: it ties a
 # shape prior fitted to those weights to the export.
@@ -47,23 +55,46 @@ def checkpoint_prefix(path):
 def open_model_dir(path):
     """(checkpoint prefix, the card's card_sizes) of model directory `path`, read before the
     network is loaded; one-line ValueError when the checkpoint or the card is missing."""
+    return _model_dir_checkpoint(path), card_sizes(path)
+
+
+def _model_dir_checkpoint(path):
+    """The checkpoint prefix of model directory `path`; ValueError when it holds none."""
     prefix = checkpoint_prefix(path)
     if not os.path.isfile('%s-symbol.json' % prefix):
         raise ValueError('%s: not a model directory (no %s-symbol.json in it); pass a checkpoint '
                          'prefix or a folder holding %s-symbol.json, %s-NNNN.params and %s'
                          % (path, PREFIX_NAME, PREFIX_NAME, PREFIX_NAME, CARD))
-    return prefix, card_sizes(path)
+    return prefix
+
+
+def _read_card(path):
+    """(card path, card text) of model directory `path`; ValueError when there is no card."""
+    card = os.path.join(path, CARD)
+    try:
+        with open(card, encoding='utf-8') as handle:
+            return card, handle.read()
+    except OSError:
+        raise ValueError('%s: model directory without its card (%s): a shipped model states '
+                         'its data, recipe and sizes there' % (path, CARD)) from None
+
+
+def card_landmark_type(path):
+    """'2d' or '3d' as the card of model directory `path` states it in its `| landmarks |`
+    row, or None when it has no such row or the row names neither; checked as
+    open_model_dir checks the directory, so that it can be read before the network is loaded."""
+    _model_dir_checkpoint(path)
+    card, text = _read_card(path)
+    row = _LANDMARKS_ROW.search(text)
+    stated = sorted(set(_DIMENSION.findall(row.group(1)))) if row else []
+    if len(stated) > 1:
+        raise ValueError('%s: its "| landmarks |" row states both 2D and 3D' % card)
+    return '%sd' % stated[0] if stated else None
 
 
 def card_sizes(path):
     """(input size, landmarks, heatmap size) stated by the card of model directory `path`."""
-    card = os.path.join(path, CARD)
-    try:
-        with open(card, encoding='utf-8') as handle:
-            text = handle.read()
-    except OSError:
-        raise ValueError('%s: model directory without its card (%s): a shipped model states '
-                         'its data, recipe and sizes there' % (path, CARD)) from None
+    card, text = _read_card(path)
     match = _SIZES_ROW.search(text)
     if not match:
         raise ValueError('%s: no "| input / output | S x S ... / K heatmaps of H x H |" row'

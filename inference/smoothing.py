@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from console import check_range
+from console import check_number
 
 # Defaults tuned with scripts/bench_video.py on the shipped model and the four fixture faces at
 # 25 frames per second (docs/benchmarks.md, "Video tracking"): frame-to-frame jitter halved or
@@ -36,10 +36,10 @@ class OneEuroFilter:
 
     def __init__(self, min_cutoff=DEFAULT_MIN_CUTOFF, beta=DEFAULT_BETA,
                  d_cutoff=DERIVATIVE_CUTOFF):
-        check_range('One-Euro min_cutoff', min_cutoff, above=0)
-        check_range('One-Euro beta', beta, minimum=0)
-        check_range('One-Euro d_cutoff', d_cutoff, above=0)
-        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), d_cutoff
+        check_number('One-Euro min_cutoff', min_cutoff, above=0)
+        check_number('One-Euro beta', beta, minimum=0)
+        check_number('One-Euro d_cutoff', d_cutoff, above=0)
+        self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff), float(beta), float(d_cutoff)
         self.reset()
 
     def reset(self):
