@@ -129,7 +129,8 @@ def assign_splits(names, default_split, listed=None, val_fraction=0.0, seed=0, s
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError('val fraction must be in [0, 1), got %g' % val_fraction)
     if val_fraction and (listed is not None or split):
-        raise ValueError('val fraction cannot be combined with a list or a named split')
+        raise ValueError('val_fraction %g cannot be combined with %s: it draws the val split '
+                         'itself' % (val_fraction, 'a named split' if split else 'listed names'))
     names = sorted(names)
     if split:
         chosen = names if listed is None else sorted(set(names) & set(listed))

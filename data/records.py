@@ -99,6 +99,7 @@ def read_index(idx_path):
 
 class RecordFile:
     """The records of one `.rec` (+ `.idx`) pair: `keys`, `offsets`, and `read(offset)`.
+    ValueError naming the file when it holds no records.
 
     Picklable: each process opens its own file handle on first read.
     """
@@ -109,9 +110,12 @@ class RecordFile:
             if os.path.isfile(path):
                 raise ValueError('%s: not a .rec file (give a .rec file or its prefix)' % path)
             raise ValueError('%s: no such record file' % self.rec_path)
+        if not os.path.getsize(self.rec_path):
+            # Said here, once: each record of a stale .idx would fail alone as truncated.
+            raise ValueError('%s: empty record file (0 bytes)' % self.rec_path)
         if os.path.isfile(self.idx_path):
             self.keys, self.offsets = read_index(self.idx_path)
-            if not self.keys and os.path.getsize(self.rec_path):
+            if not self.keys:
                 raise ValueError('%s: index lists no records though %s is not empty (delete '
                                  'the .idx to rebuild it)' % (self.idx_path, self.rec_path))
         else:

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from console import check_range, configure_logging, run_cli  # noqa: E402
 from data import converters  # noqa: E402
 from data.geometry import ALIGN_SIZE, DEFAULT_TOP_SHIFT  # noqa: E402
-from fileio import check_writable_dir  # noqa: E402
+from fileio import check_writable_dir, removed_if_left_empty  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -67,20 +67,27 @@ def _main(argv=None):
         raise ValueError('--val-fraction must be in 0..1 (1 excluded), got %s' % args.val_fraction)
     if args.seed is not None and not args.val_fraction:
         raise ValueError('--seed given without --val-fraction, the draw it seeds')
+    if args.val_fraction and args.split:
+        raise ValueError('--val-fraction cannot be combined with --split: one named split has '
+                         'no held-out part')
+    if args.val_fraction and args.list:
+        raise ValueError('--val-fraction cannot be combined with --list: the list already '
+                         'chooses the faces of val.rec')
     converters.check_split_name(args.split, '--split')
     if not os.path.isdir(args.input):
         raise ValueError('%s: not a folder' % args.input)
-    check_writable_dir(args.output, '--output folder')
     options = dict(list_file=args.list, val_fraction=args.val_fraction, seed=args.seed or 0,
                    split=args.split, quality=args.quality,
                    keep_outside_image=args.keep_outside_image, top_shift=args.top_shift)
-    if args.format == 'pts':
-        summary = converters.pack_pts_folder(args.input, args.output, **options)
-    elif args.format == 'aflw2000':
-        summary = converters.pack_aflw2000(args.input, args.output, **options)
-    else:
-        summary = converters.pack_cofw(args.input, args.images or args.input, args.output,
-                                       **options)
+    with removed_if_left_empty(args.output):
+        check_writable_dir(args.output, '--output folder')
+        if args.format == 'pts':
+            summary = converters.pack_pts_folder(args.input, args.output, **options)
+        elif args.format == 'aflw2000':
+            summary = converters.pack_aflw2000(args.input, args.output, **options)
+        else:
+            summary = converters.pack_cofw(args.input, args.images or args.input, args.output,
+                                           **options)
     print(summary)
     return 0
 

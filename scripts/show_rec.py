@@ -23,6 +23,8 @@ def _main(argv=None):
     parser.add_argument('--dataset', default='i2d', help='data-set preset (label layout)')
     args = parser.parse_args(argv)
     check_range('--count', args.count, minimum=1)
+    if not args.out.lower().endswith('.png'):
+        raise ValueError('%s: --out must end in .png, the sheet is written as PNG' % args.out)
     configure_logging()
     cfg = generate_config('hourglass', args.dataset)
     save_png(args.out, augmentation_sheet(args.rec, cfg, args.count, args.seed, args.aug_level))

@@ -72,7 +72,7 @@ def test_show_rec_names_unreadable_record_files(show_rec, rec, tmp_path, capsys)
     open(zero, 'w').close()
     shutil.copy(rec[:-4] + '.idx', zero[:-4] + '.idx')
     assert_error(run_script(show_rec, [zero, '--out', out], capsys),
-                 'none of the 3 records could be read: %s: record at byte 0 is truncated' % zero)
+                 '%s: empty record file (0 bytes)' % zero)
     empty_idx = str(tmp_path / 'emptyidx.rec')
     shutil.copy(rec, empty_idx)
     open(empty_idx[:-4] + '.idx', 'w').close()
@@ -315,7 +315,7 @@ def test_model_summary_checks_its_ranges(capsys, argv, phrase):
 
 @pytest.mark.parametrize('argv, phrase', [
     (['--rec', 'NONE'], 'none.rec: no such record file'),
-    (['--rec', 'ZERO'], 'zero.rec: record at byte 0 is truncated'),
+    (['--rec', 'ZERO'], 'zero.rec: empty record file (0 bytes)'),
     (['--rec', 'REC', '--source', 'x'], '--source given with --rec'),
     (['--samples', '0'], '--samples must be >= 1'),
     (['--batch-size', '0'], '--batch-size must be >= 1'),
@@ -375,3 +375,108 @@ def test_iterator_throughput_refuses_a_file_of_which_no_record_can_be_read(tmp_p
     with pytest.raises(ValueError, match=r'far.rec: no record could be read \(2 skipped; '
                                          r'first: landmarks far outside'):
         iterator_samples_per_second(prefix + '.rec', cfg, 8, 2, 0)
+
+
+# 10. what failed on an output folder, empty record files, and outputs left behind -------------
+
+@needs_proc
+def test_check_writable_dir_says_which_step_failed(tmp_path):
+    from fileio import check_writable_dir
+    # /proc exists: its "No such file or directory" is about the file the probe creates.
+    with pytest.raises(ValueError, match=r'^/proc: --output folder cannot be written \(cannot '
+                                         r'create a file in it: '):
+        check_writable_dir('/proc', '--output folder')
+    with pytest.raises(ValueError, match=r'\(cannot create folder /proc/new: '):
+        check_writable_dir('/proc/new/sub', '--output folder')
+    blocked = _blocked(tmp_path)
+    with pytest.raises(ValueError, match=r'cannot be written \(%s is not a folder\)$'
+                                         % blocked.parent):
+        check_writable_dir(str(blocked / 'deeper'), '--output folder')
+    with pytest.raises(ValueError, match=r'cannot be written \(it is not a folder\)$'):
+        check_writable_dir(str(blocked.parent), '--output folder')
+
+
+def test_show_rec_refuses_an_out_that_is_not_a_png(show_rec, rec, tmp_path, capsys):
+    out = tmp_path / 's.txt'
+    assert_error(run_script(show_rec, [rec, '--out', out], capsys),
+                 '%s: --out must end in .png' % out)
+    assert not os.path.exists(str(out))
+
+
+@pytest.mark.parametrize('idx', ['stale', 'empty', 'missing'])
+def test_an_empty_record_file_is_named_in_one_line(show_rec, rec, tmp_path, capsys, idx):
+    from data.records import RecordFile
+    zero = str(tmp_path / 'zero.rec')
+    open(zero, 'w').close()
+    if idx == 'stale':
+        shutil.copy(rec[:-4] + '.idx', zero[:-4] + '.idx')
+    elif idx == 'empty':
+        open(zero[:-4] + '.idx', 'w').close()
+    with pytest.raises(ValueError, match='^%s: empty record file' % zero):
+        RecordFile(zero)
+    code, out, err = run_script(show_rec, [zero, '--out', tmp_path / 'x.png'], capsys)
+    assert_error((code, out, err), '%s: empty record file (0 bytes)' % zero)
+    assert out == '' and len(err.splitlines()) == 1   # no line per record of a stale index
+    assert os.path.exists(zero[:-4] + '.idx') == (idx != 'missing')
+
+
+def test_pack_rec_names_the_flags_a_val_fraction_conflicts_with(pack_rec, tmp_path, capsys):
+    from data.converters import assign_splits
+    folder = _pts_folder(str(tmp_path / 'faces'))
+    listed = tmp_path / 'list.txt'
+    listed.write_text('x\n')
+    for extra, phrase in [(['--split', 'test'], '--val-fraction cannot be combined with --split'),
+                          (['--list', listed], '--val-fraction cannot be combined with --list')]:
+        assert_error(run_script(pack_rec, ['--format', 'pts', '--input', folder, '--output',
+                                           tmp_path / 'out', '--val-fraction', '0.5'] + extra,
+                                capsys), phrase)
+    with pytest.raises(ValueError, match='val_fraction 0.5 cannot be combined with a named split'):
+        assign_splits(['a', 'b'], 'train', val_fraction=0.5, split='test')
+    assert not os.path.exists(str(tmp_path / 'out'))
+
+
+def test_a_failed_pack_rec_removes_only_the_empty_folders_it_created(pack_rec, tmp_path, capsys):
+    folder = tmp_path / 'faces'
+    folder.mkdir()
+    (folder / 'a.pts').write_text('not points\n')   # nothing can be packed
+    existing = tmp_path / 'existing'
+    existing.mkdir()
+    for output in (tmp_path / 'nest' / 'out', existing, existing / 'new'):
+        assert_error(run_script(pack_rec, ['--format', 'pts', '--input', folder,
+                                           '--output', output], capsys),
+                     'no sample could be packed')
+    assert not os.path.exists(str(tmp_path / 'nest'))
+    assert existing.is_dir() and not os.listdir(str(existing))
+
+
+def test_export_onnx_removes_the_prior_of_an_earlier_export_only(model_dir, tmp_path, capsys):
+    from data.shape_prior import ShapePrior, load_shape_prior
+    from inference.model_dir import params_digest
+    from scripts import export_onnx
+    output = tmp_path / 'm.onnx'
+    prior_path = tmp_path / 'm.shape-prior.npz'
+
+    def prior(digest):
+        return ShapePrior(np.zeros((68, 2)), np.eye(136), np.ones(136), np.ones(68),
+                          params_sha256=digest)
+    prior('sha256 of other weights').save(str(prior_path))
+    code, out, err = run_script(export_onnx, ['--prefix', model_dir, '--output', output], capsys)
+    assert code == 0, err
+    assert 'removed %s' % prior_path in out and not prior_path.exists()
+    # One fitted to these weights (fit_shape_prior.py --output) is the export's own.
+    digest = params_digest(os.path.join(model_dir, 'model'), 0)
+    prior(digest).save(str(prior_path))
+    code, out, err = run_script(export_onnx, ['--prefix', model_dir, '--output', output], capsys)
+    assert code == 0, err
+    assert 'kept %s' % prior_path in out
+    assert load_shape_prior(str(prior_path)).params_sha256 == digest
+
+
+def test_export_onnx_refuses_an_output_that_is_not_onnx(tmp_path, capsys):
+    # Its prior would be written as the folder's shape-prior.npz, a checkpoint's name.
+    from scripts import export_onnx
+    output = tmp_path / 'model'
+    assert_error(run_script(export_onnx, ['--prefix', 'models/hg1d4-resnet-m025-300w',
+                                          '--output', output], capsys),
+                 '%s: --output must end in .onnx' % output)
+    assert not os.listdir(tmp_path)
