@@ -115,6 +115,7 @@ class FaceSegIter(mx.io.DataIter):
     def reset(self):
         """Start the next epoch."""
         self.epoch += 1
+        self.batches_in_epoch = 0
         self.skipped = []
         self.crop_misses = []
         tasks = [(key, self.offsets[key], (self.seed, self.epoch, position))
@@ -148,9 +149,24 @@ class FaceSegIter(mx.io.DataIter):
                 break
         if not samples:
             raise StopIteration
+        self.batches_in_epoch += 1
         pad = (wanted - len(samples)) * per_sample
         samples += [samples[i % len(samples)] for i in range(wanted - len(samples))]
         return self._assemble(samples, pad)
+
+    def seek(self, epoch, batches):
+        """Continue at batch `batches` of epoch `epoch` (0-based), where a run that was
+        stopped there left off (`epoch`, `batches_in_epoch`): the epoch starts again and its
+        first `batches` batches are drawn and dropped, so the batches after them are the ones
+        the stopped run would have trained on (every augmentation is fixed by the seed, the
+        epoch and the sample's position). Only before the first batch is read."""
+        self.epoch = epoch - 1
+        self.reset()
+        wanted = self.batch_size // (2 if self.coherent else 1)
+        for _ in range(batches * wanted):
+            if next(self._samples, None) is None:
+                break
+        self.batches_in_epoch = batches
 
     def _slots(self, samples):
         """(key, Crop) for each batch row: in order, or coherent pairs per device group."""

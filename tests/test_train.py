@@ -119,14 +119,18 @@ def wait_for_batch(prefix, batch, proc, timeout=90):
 
 
 def test_sigterm_then_resume_continues_the_schedule(synth_dir, tmp_path):
-    """32 records / batch 4 = 8 batches an epoch: lr drops after batch 16, training ends at 32."""
+    """32 records / batch 4 = 8 batches an epoch: lr drops after batch 16, training ends at 32.
+    The SIGTERM goes to the whole process group, as `timeout` or a batch scheduler sends it,
+    with data workers running: one of them killed while it held the task queue's lock used to
+    leave closing the pool waiting for ever."""
     prefix = tmp_path / 'model'
     schedule = ['--lr-epoch-step', '2,4', '--verbose', '4']
-    proc = subprocess.Popen(train_command(synth_dir, prefix, *schedule), cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(train_command(synth_dir, prefix, *schedule, '--num-workers', '2'),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
         wait_for_batch(prefix, 6, proc)
-        proc.send_signal(signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -174,6 +178,28 @@ def test_two_device_run_resumed_midway_matches_an_uninterrupted_one(tmp_path):
     # Only the weights: the resume state keeps the devices' mean BatchNorm statistics, not
     # each device's own, so the resumed run's statistics differ from the uninterrupted one's.
     assert resumed.run()['weights_sha1'] == want['weights_sha1']
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_it_would_have(tmp_path):
+    """10 records in batches of 4 are 3 batches an epoch; stopped at batch 4 (one batch into
+    the second epoch) and resumed, the run reads the data from there on and ends on the
+    uninterrupted run's weights and statistics."""
+    from data.iterator import FaceSegIter
+    from helpers import write_synthetic_rec
+    rec = write_synthetic_rec(str(tmp_path / 'train'), count=10)
+
+    def trainer(prefix, max_batches, resume=False):
+        seed_everything(0)
+        cfg = tiny_config(prefix, lr_epoch_step='100')
+        faces = FaceSegIter(rec, 4, cfg, num_workers=0, seed=5)
+        return Trainer(cfg, [mx.cpu()], faces, 10, max_batches=max_batches, resume=resume)
+
+    want = trainer(tmp_path / 'straight', 7).run()
+    assert trainer(tmp_path / 'split', 4).run()['batch'] == 4
+    assert load_resume_state(str(tmp_path / 'split'))[0]['data'] == {'epoch': 1, 'batches': 1}
+    got = trainer(tmp_path / 'split', 7, resume=True).run()
+    assert (got['weights_sha1'], got['statistics_sha1']) == (want['weights_sha1'],
+                                                             want['statistics_sha1'])
 
 
 def test_resume_may_change_the_steps_it_has_not_reached(tmp_path):

@@ -251,6 +251,7 @@ class Trainer:
             self.last_saved = state.get('last_saved')
             self.last_state_batch = self.batch
             logger.info('resuming %s at batch %d', self.prefix, self.batch)
+            self._seek_data(state.get('data'))
             return arg, aux, states_path, state['optimizer']
         if self.cfg.get('pretrained'):
             path = checkpoint.params_path(checkpoint_prefix(self.cfg['pretrained']),
@@ -443,12 +444,29 @@ class Trainer:
         self._log_validation(results, saved)
         self._save_resume_state()
 
+    def _seek_data(self, position):
+        """Put the training iterator where the stopped run's was (its resume state's `data`),
+        so the resumed run trains on the same batches as an uninterrupted one would. Iterators
+        without positions (mx.io.NDArrayIter in tests) start their data again."""
+        if position is None or not hasattr(self.train_iter, 'seek'):
+            return
+        if position['batches']:
+            logger.info('drawing again the first %d batches of epoch %d of the training data, '
+                        'to continue after them', position['batches'], position['epoch'])
+        self.train_iter.seek(position['epoch'], position['batches'])
+
+    def _data_position(self):
+        """Where the training iterator is (FaceSegIter: its epoch and batches read in it)."""
+        if not hasattr(self.train_iter, 'batches_in_epoch'):
+            return None
+        return {'epoch': self.train_iter.epoch, 'batches': self.train_iter.batches_in_epoch}
+
     def _save_resume_state(self):
         self._claim_prefix()
         wait_for_batchnorm_statistics()
         state = {'batch': self.batch, 'best': self.best, 'last_saved': self.last_saved,
                  'optimizer': scalar_state(self.optimizer, self.batch),
-                 'schedule': self._schedule_record()}
+                 'schedule': self._schedule_record(), 'data': self._data_position()}
         save_resume_state(self.prefix, self.module, state,
                                      with_optimizer=not self.distributed)
         self.last_state_batch = self.batch
