@@ -5,6 +5,7 @@ number of workers: every sample draws from its own RandomState seeded by (seed, 
 """
 import collections
 import multiprocessing
+import os
 import struct
 
 import cv2
@@ -98,21 +99,33 @@ def _load_chunk_in_worker(tasks):
     return _worker_loader.load_chunk(tasks)
 
 
+def _start_detached(initializer, initargs):
+    """A pool worker's start: its own process group first. A signal sent to the caller's
+    group (Ctrl-C in a terminal, `timeout`, a batch scheduler's SIGTERM) then reaches only the
+    caller, which stops its work and closes the pool. Had it killed a worker too, one waiting
+    for a task would die holding the task queue's lock, and closing the pool would wait for
+    that lock for ever."""
+    os.setpgrp()
+    initializer(*initargs)
+
+
 def process_pool(num_workers, initializer, initargs=()):
-    """A multiprocessing Pool whose workers come from a fork server that has imported only
-    this module: forking a caller that runs MXNet or OpenCV threads can deadlock the child."""
-    context = multiprocessing.get_context('forkserver')
-    # Read when the fork server starts, once per program.
-    context.set_forkserver_preload([__name__])
-    return context.Pool(num_workers, initializer=initializer, initargs=initargs)
+    """A multiprocessing Pool of spawned workers, each in its own process group
+    (_start_detached). Spawned, not forked: forking a caller that runs MXNet or OpenCV threads
+    can deadlock the child. Not from a fork server either: a signal to the caller's group
+    killed the server, and the pool, which hears of its workers through it, took them all for
+    dead and started new ones through a server that was gone."""
+    context = multiprocessing.get_context('spawn')
+    return context.Pool(num_workers, initializer=_start_detached,
+                        initargs=(initializer, initargs))
 
 
 class SampleStream:
     """Runs a SampleLoader over task lists, in `num_workers` processes (0: in this process),
     yielding results in task order with a bounded number of chunks in flight.
 
-    Workers come from `process_pool`; like `spawn`, this needs the main script to guard its entry point with
-    `if __name__ == '__main__'`.
+    Workers come from `process_pool` (spawned), so the main script must guard its entry point
+    with `if __name__ == '__main__'`.
     """
 
     def __init__(self, loader, num_workers, chunk_size=8):
