@@ -33,10 +33,13 @@ test-all: setup
 demo: setup
 	$(PY) scripts/demo.py
 
-# dlib's 68-point predictor beside ours on the same faces: REC=... PREFIX=... EPOCH=...
+# dlib's 68-point predictor beside ours on the same faces: REC=... [PREFIX=... EPOCH=...]
+# (default: the shipped model)
 compare-dlib: setup
+	@test -n "$(REC)" || { echo "error: make compare-dlib needs REC=<.rec file>" >&2; exit 2; }
 	$(PY) -m pip install -q -r requirements-dlib.txt
-	$(PY) scripts/compare_dlib.py --rec $(REC) --prefix $(PREFIX) --epoch $(EPOCH)
+	$(PY) scripts/compare_dlib.py --rec $(REC) $(if $(PREFIX),--prefix $(PREFIX)) \
+		$(if $(EPOCH),--epoch $(EPOCH))
 
 clean:
 	rm -rf build cxx/*.so cxx/*.c
