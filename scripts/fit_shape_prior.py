@@ -84,9 +84,17 @@ def _main(argv=None):
     prior, rows = tune_shape_prior(prior, val_points, val_variances, val_truth, nme)
     print('%d training faces, %d validation faces; decode %s, flip test %s'
           % (len(truth), len(val_truth), args.decode, 'on' if args.flip_test else 'off'))
-    print('validation NME without the prior: %.3f%%' % (100 * nme(val_points, val_truth)))
+    without = nme(val_points, val_truth)
+    print('validation NME without the prior: %.3f%%' % (100 * without))
     for scale, exponent, error in rows:
         print('scale %-5g exponent %-3g %.3f%%' % (scale, exponent, 100 * error))
+    best = min(error for _, _, error in rows)
+    if not best < without:
+        # FaceAligner, test.py and compare_dlib.py use a prior beside its checkpoint unasked:
+        # one that makes the validation faces worse must not land there.
+        raise ValueError('%s: no setting of the prior beat no prior on the validation faces '
+                         '(best %.3f%% against %.3f%%); nothing written to %s'
+                         % (args.val, 100 * best, 100 * without, output))
     prior.save(output)
     print('chose scale %g, exponent %g; wrote %s' % (prior.scale, prior.exponent, output))
     return 0

@@ -216,3 +216,22 @@ def test_an_onnx_export_carries_its_prior(tmp_path, caplog):
     assert 'does not record the weights it was exported from' in caplog.text
     with pytest.raises(ValueError, match='cannot check that it was fitted to .*old.onnx'):
         shape_prior_for(old, 0, shape_prior_path(old))
+
+
+def test_fit_script_writes_nothing_when_no_setting_beats_no_prior(tmp_path, monkeypatch, capsys):
+    """A prior beside a checkpoint is used unasked, so one that made the validation faces worse
+    (QA: a weakly trained model, 193.6% -> 1191%) is refused; the grid's scores are forced
+    worse here."""
+    from data.converters import pack_pts_folder
+    from scripts import fit_shape_prior as script
+    rec = pack_pts_folder(FIXTURE_FACES, str(tmp_path / 'rec'), split='300W').paths['300W']
+    monkeypatch.setattr(script, 'tune_shape_prior',
+                        lambda prior, *_: (prior, [(0.35, 3.0, 9.99), (1.0, 0.0, 5.0)]))
+    output = tmp_path / 'prior.npz'
+    assert script.main(['--prefix', os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w'),
+                        '--train', rec, '--val', rec, '--output', str(output),
+                        '--backend', 'mxnet']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: %s: no setting of the prior beat no prior on the validation '
+                          'faces (best 500.000%% against ' % rec), err
+    assert err.endswith('nothing written to %s' % output) and not output.exists()
