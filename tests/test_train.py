@@ -86,6 +86,26 @@ def test_cli_flags_reach_the_config():
         train.parse_args(['--net-loss', 'huber'])
 
 
+def test_a_checkpoint_is_saved_only_when_it_beats_every_score_before_it(tmp_path):
+    """--ckpt 1 saves a validation that beats the best so far, the starting weights' included
+    (a fine-tuning run must beat the weights it started from; the original started from
+    100% NME), and the last one. These random faces score about 390% falling to 260%, which
+    the original's rule would never have saved before the end."""
+    prefix = tmp_path / 'model'
+    data, label = face_batch(8, seed=4)
+    train_iter = mx.io.NDArrayIter(data, label, 4, shuffle=False, label_name='softmax_label')
+    val_iter = mx.io.NDArrayIter(data[:4], label[:4], 4, label_name='softmax_label')
+    seed_everything(0)
+    Trainer(tiny_config(prefix, verbose=2, lr=1e-2, lr_epoch_step='4'), [mx.cpu()], train_iter,
+            8, {'val': val_iter}).run()
+    scores = [(r['batch'], r['nme']['val'], r['saved']) for r in read_log(prefix)
+              if r['kind'] == 'val']
+    assert [batch for batch, _, _ in scores] == [0, 2, 4, 6, 8]
+    for index, (batch, nme, saved) in enumerate(scores[1:], 1):
+        best_before = min(score for _, score, _ in scores[:index])
+        assert bool(saved) == (nme < best_before or batch == 8), scores
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     prefix = tmp_path / 'model'
     data, label = face_batch(12, seed=1)

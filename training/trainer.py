@@ -5,8 +5,10 @@ Behaviour kept from the original: batch size = per-device batch x devices; gradi
 by 1 / devices (each device's loss is already a batch mean); the step learning-rate schedule of
 training.schedule; validation NME every `verbose` batches; checkpoint number = batches //
 verbose, saved when the first validation target or the mean of all targets improves on its best
-so far (starting from 1.0) and once more when training ends (`ckpt` 1; `ckpt` 2 saves at every
-validation, for scripts/average_checkpoints.py).
+so far and once more when training ends (`ckpt` 1; `ckpt` 2 saves at every validation, for
+scripts/average_checkpoints.py). Not the original's: the best so far starts at the starting
+weights' score (batch 0), not at 1.0, so a run above 100% NME still keeps its best point and a
+fine-tuning run saves only what beats the weights it started from.
 """
 import hashlib
 import logging
@@ -180,7 +182,7 @@ class Trainer:
         if max_batches is not None:
             self.last_batch = min(self.last_batch, max_batches)
         self.batch = 0
-        self.best = [1.0, 1.0]
+        self.best = [None, None]    # (first target, mean): none scored yet
         self.last_saved = None
         self.last_state_batch = None
         self.last_nme = {}
@@ -419,21 +421,29 @@ class Trainer:
 
     def _validate_start(self):
         """The starting weights' NME (fresh or --pretrained), logged at batch 0 so the curves
-        show where training began; nothing is saved."""
+        show where training began, and the best so far that a checkpoint must beat; nothing is
+        saved."""
         if self.is_chief and self.validator.iterators:
-            self._log_validation(self._validate()[2], None)
+            results = self._validate()[2]
+            self._improves(results)
+            self._log_validation(results, None)
+
+    def _improves(self, results):
+        """Whether `results` beat the best first-target or mean NME so far, which they then
+        become."""
+        improved = False
+        if results:
+            values = list(results.values())
+            for slot, value in enumerate((values[0], float(np.mean(values)))):
+                if self.best[slot] is None or value < self.best[slot]:
+                    self.best[slot], improved = value, True
+        return improved
 
     def _validate_and_save(self, final):
         if not self.is_chief:
             return
         arg, aux, results = self._validate()
-        improved = False
-        if results:
-            values = list(results.values())
-            if values[0] < self.best[0]:
-                self.best[0], improved = values[0], True
-            if float(np.mean(values)) < self.best[1]:
-                self.best[1], improved = float(np.mean(values)), True
+        improved = self._improves(results)
         saved = None
         if self.cfg['ckpt'] == 2 or (self.cfg['ckpt'] == 1 and (improved or final)):
             number = self.batch // self.cfg['verbose']
