@@ -106,6 +106,22 @@ def test_a_checkpoint_is_saved_only_when_it_beats_every_score_before_it(tmp_path
         assert bool(saved) == (nme < best_before or batch == 8), scores
 
 
+def test_resuming_a_finished_run_is_refused(tmp_path):
+    """A run that reached the end of its schedule has nothing left to resume: one line saying
+    so, instead of a second, empty end record."""
+    data, label = face_batch(8, seed=5)
+
+    def trainer(resume=False):
+        batches = mx.io.NDArrayIter(data, label, 4, shuffle=False, label_name='softmax_label')
+        return Trainer(tiny_config(tmp_path / 'model', lr_epoch_step='1'), [mx.cpu()], batches,
+                       8, resume=resume)
+
+    assert trainer().run()['batch'] == 2
+    with pytest.raises(ValueError, match=r'the run is already at batch 2, the end of '
+                                         r'--lr-epoch-step 1 \(batch 2\); to train on'):
+        trainer(resume=True)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     prefix = tmp_path / 'model'
     data, label = face_batch(12, seed=1)

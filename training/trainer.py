@@ -291,6 +291,12 @@ class Trainer:
         run and fails with one line."""
         saved = state.get('schedule') or {}
         batch = int(state['batch'])
+        if batch >= self.schedule.total_batches:
+            raise ValueError('%s: the run is already at batch %d, the end of --lr-epoch-step %s '
+                             '(batch %d); to train on, resume with a later last step'
+                             % (state_path(self.prefix), batch,
+                                ','.join(map(str, self.schedule.epoch_steps)),
+                                self.schedule.total_batches))
         if saved == self._schedule_record():
             return
         try:
@@ -303,11 +309,6 @@ class Trainer:
                              'same --lr/--per-batch-size/devices/data, and --lr-epoch-step '
                              'steps that agree with the saved ones up to batch %d'
                              % (state_path(self.prefix), saved, self._schedule_record(), batch))
-        if batch >= self.schedule.total_batches:
-            raise ValueError('%s: already at batch %d, past the end of --lr-epoch-step %s '
-                             '(batch %d)' % (state_path(self.prefix), batch,
-                                             ','.join(map(str, self.schedule.epoch_steps)),
-                                             self.schedule.total_batches))
         logger.info('resuming with epoch steps %s instead of %s (the same rates up to batch %d)',
                     self.schedule.epoch_steps, old.epoch_steps, batch)
 
