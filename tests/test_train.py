@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -172,6 +173,8 @@ def test_sigterm_then_resume_continues_the_schedule(synth_dir, tmp_path):
         proc.kill()
     assert proc.returncode == 0, out
     assert 'stopped by signal %d' % signal.SIGTERM in out
+    # No terminal, so no bar: a plain line every --frequent batches (1 here) instead.
+    assert re.search(r'\[1\] epoch 0: [\d.]+ samples/s loss [\d.]+ lr 1.00e-03', out), out
     stopped_at = json.load(open(state_path(str(prefix))))['batch']
     assert 6 <= stopped_at < 16
     assert [r['batch'] for r in read_log(prefix) if r['kind'] == 'train'] == \

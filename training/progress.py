@@ -106,6 +106,13 @@ class EpochBars:
                                  refresh=False)
         self.bar.update(1)
 
+    def report(self, batch, samples_per_sec, loss, lr):
+        """Every `frequent` batches: a plain log line where no bar is drawn (stderr is not a
+        terminal, e.g. a run's output sent to a file), as the original's Speedometer printed."""
+        if self.bar is not None and self.bar.disable:
+            self.write('[%d] epoch %d: %.1f samples/s loss %.5f lr %.2e'
+                       % (batch, self.schedule.epoch_of(batch), samples_per_sec, loss, lr))
+
     def write(self, message):
         """Log a line (the CLIs show it above the bar; chief worker only)."""
         if self.enabled:

@@ -375,6 +375,7 @@ class Trainer:
                                'epoch': self.schedule.epoch_of(self.batch),
                                'loss': window_loss / window_count,
                                'samples_per_sec': round(speed, 2)})
+                    self.bars.report(self.batch, speed, window_loss / window_count, lr)
                     window_loss, window_count, tic = 0.0, 0, time.time()
                 if self.batch % self.cfg['verbose'] == 0 or self.batch == self.last_batch:
                     self._validate_and_save(final=self.batch == self.last_batch)
