@@ -14,7 +14,7 @@ from console import check_range, configure_logging, run_cli
 from data.augment import check_augmentation_options
 from data.codec import TARGET_ENCODINGS
 from data.geometry import ALIGN_SIZE
-from fileio import check_writable_dir
+from fileio import check_writable_dir, removed_if_left_empty
 from symbols.heatmap_net import LOSSES, validate as validate_network
 from symbols.precision import DTYPES, check_dtype
 from training import TrainingDiverged, fit
@@ -163,12 +163,15 @@ def _main(argv=None):
     check_args(args)
     cfg = build_config(args)
     contexts = parse_contexts(args.gpus)
-    if cfg.get('prefix'):   # checkpoints, the run log and the resume state go there
-        check_writable_dir(os.path.dirname(cfg['prefix']), '--prefix folder')
+    prefix_dir = os.path.dirname(cfg['prefix']) if cfg.get('prefix') else '.'
     try:
-        summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
-                      seed=args.seed, max_batches=args.max_steps, force=args.force,
-                      require_val_targets=bool(args.val_targets))
+        # A run that fails to start leaves no empty --prefix folder of its own making.
+        with removed_if_left_empty(prefix_dir):
+            if cfg.get('prefix'):   # checkpoints, the run log and the resume state go there
+                check_writable_dir(prefix_dir, '--prefix folder')
+            summary = fit(cfg, contexts, resume=args.resume, num_workers=args.num_workers,
+                          seed=args.seed, max_batches=args.max_steps, force=args.force,
+                          require_val_targets=bool(args.val_targets))
     except TrainingDiverged as err:
         print('error: %s' % err, file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""One row of a model card's ablation table: a checkpoint's NME on the validation split and on
+r"""One row of a model card's ablation table: a checkpoint's NME on the validation split and on
 a test set, decoded and cropped every way the 2D card reports. Selection uses the first
 column only; the test columns are for reporting.
 

@@ -1,4 +1,4 @@
-"""Average the weights of several checkpoints of one run (SWA), or of several runs of the same
+r"""Average the weights of several checkpoints of one run (SWA), or of several runs of the same
 graph (a weight soup), and measure BatchNorm's statistics again on training faces, into a new
 checkpoint.
 

@@ -1,4 +1,4 @@
-"""Training-data throughput: FaceSegIter (in-process, 1 worker, all cores) beside a single-process
+r"""Training-data throughput: FaceSegIter (in-process, 1 worker, all cores) beside a single-process
 baseline that follows the original toolkit's per-sample steps, measured in the same run.
 
 Without --rec, the first --pack-count faces of a `.pts` folder (default: the shared 300-W

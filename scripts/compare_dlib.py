@@ -1,4 +1,4 @@
-"""Compare a heatmap-network checkpoint with dlib's 68-point shape predictor on one packed test
+r"""Compare a heatmap-network checkpoint with dlib's 68-point shape predictor on one packed test
 set: both NMEs and ms per face.
 
     python scripts/compare_dlib.py --rec datasets/i2d/ibug.rec \

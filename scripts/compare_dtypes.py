@@ -1,4 +1,4 @@
-"""The same training recipe in float32 and in bf16, one PNG overlaying the two runs' loss and
+r"""The same training recipe in float32 and in bf16, one PNG overlaying the two runs' loss and
 validation NME curves, and the NME of both at every validation.
 
 Everything after `--` is passed to train.py for both runs (use a fixed --seed); each run gets

@@ -1,4 +1,4 @@
-"""Export a checkpoint's heatmap network (`heatmap_output`) to ONNX.
+r"""Export a checkpoint's heatmap network (`heatmap_output`) to ONNX.
 
     python scripts/export_onnx.py --prefix models/model-hg2d3-cab/model --epoch 0 \
         --output model.onnx

@@ -1,4 +1,4 @@
-"""Fit a checkpoint's shape prior (data/shape_prior.py) and choose its noise settings on
+r"""Fit a checkpoint's shape prior (data/shape_prior.py) and choose its noise settings on
 validation faces; write it beside the checkpoint, where FaceAligner, test.py and
 `evaluate.py --shape-prior` find it.
 

@@ -1,4 +1,4 @@
-"""Choose the MTCNN second chance (essh.mtcnn: RETRY_THRESHOLDS, RETRY_MIN_SIZE) by weighing
+r"""Choose the MTCNN second chance (essh.mtcnn: RETRY_THRESHOLDS, RETRY_MIN_SIZE) by weighing
 faces found against false alarms.
 
 --faces: photos with one annotated face each (folders of .pts + image, or .rec test sets).

@@ -164,3 +164,11 @@ def test_resume_refuses_flags_it_would_ignore():
                            (['--pretrained', 'x,0', '--force'], 'drop --pretrained and --force')):
         with pytest.raises(ValueError, match=dropped):
             train.build_config(train.parse_args(['--resume'] + extra))
+
+
+def test_a_run_that_fails_to_start_leaves_no_empty_prefix_folder(synth_dir, tmp_path, capsys):
+    # --resume of a run that was never made: the error, and no new/ folder left behind.
+    argv = train_command(synth_dir, tmp_path / 'new' / 'deeper' / 'model', '--resume')[2:]
+    assert train.main(argv) == 2
+    assert 'error:' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
