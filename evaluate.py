@@ -159,6 +159,8 @@ def _main(argv=None):
         raise ValueError('%s: no record could be scored (%d skipped, %d of them with no face '
                          'found by the %s detector); nothing written to %s'
                          % (rec_path, len(result.skipped), misses, result.detector, output))
+    # The results file says what was measured: runs with other flags write the same name.
+    result.model = '%s,%d' % (prefix, args.epoch)
     # The numbers first: they survive an output folder that cannot be written.
     print('\n'.join(summary_lines(result)))
     paths = save_evaluation(result, output)

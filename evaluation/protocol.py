@@ -50,6 +50,8 @@ class EvaluationResult:
     tilt: float = 0.0       # degrees the ground-truth crops were turned after the alignment
     yaw: np.ndarray = None  # (N,) degrees per record id, from the test set's sidecar
     shape_prior: bool = False   # decoded points refined by a shape prior
+    rec: str = ''           # the test set's .rec file
+    model: str = ''         # what was evaluated, as the caller names it (PREFIX,EPOCH)
 
     @property
     def normaliser(self):
@@ -109,6 +111,7 @@ class EvaluationResult:
                'refine': self.refine, 'tilt': self.tilt, 'shape_prior': self.shape_prior,
                'detector': self.detector or None,
                'top_shift': None if self.detector else self.top_shift,
+               'rec': self.rec, 'model': self.model or None,
                'images': len(self.record_ids),
                'skipped': len(self.skipped), 'nme': self.mean_nme if has_images else None,
                'nme_standard_error': self.nme_standard_error,
@@ -205,7 +208,8 @@ def evaluate_rec(predictor, rec_path, dataset_name, landmark_type, top_shift, de
                               detector=getattr(detector, 'name', ''), top_shift=top_shift,
                               flip_test=getattr(predictor, 'flip_test', False),
                               floored_ground_truth=floor_ground_truth, refine=refine,
-                              tilt=tilt, shape_prior=shape_prior is not None)
+                              tilt=tilt, shape_prior=shape_prior is not None,
+                              rec=reader.rec_path)
     predictions, ground_truth = [], []
 
     def predicted(items):

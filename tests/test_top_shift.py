@@ -129,7 +129,10 @@ def test_evaluate_uses_the_packed_shift_unless_told(shifted_rec, tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert ', top shift %d' % expected in proc.stdout
         with open(os.path.join(output, 'ibug_results.json')) as handle:
-            assert json.load(handle)['top_shift'] == expected
+            results = json.load(handle)
+        assert results['top_shift'] == expected
+        # The results say what was measured: runs with other flags write the same file name.
+        assert (results['rec'], results['model']) == (shifted_rec, prefix + ',0')
     note_shift(shifted_rec, -1)
     proc = run_evaluate(shifted_rec, prefix, str(tmp_path / 'bad'))
     assert proc.returncode == 2
