@@ -67,38 +67,40 @@ def sidecar_path(prefix):
     return split_paths(prefix)[1][:-4] + SIDECAR_SUFFIX
 
 
-def read_sidecar(rec_path):
-    """Record index -> dict of that record's facts (e.g. `name`, `yaw` in degrees) from the
-    sidecar next to `rec_path`; {} when there is none (released data sets have none).
-    ValueError naming the file when it exists but is not a sidecar."""
+def _sidecar_fact(rec_path, read):
+    """`read(the sidecar's JSON object)` for the sidecar next to `rec_path`, or None when there
+    is none (released data sets have none); ValueError naming the file when it is not a
+    sidecar or `read` finds it malformed."""
     path = sidecar_path(rec_path)
     if not os.path.exists(path):
-        return {}
+        return None
     try:
         with open(path) as handle:
-            records = json.load(handle)['records']
-        return {int(key): dict(value) for key, value in records.items()}
+            return read(json.load(handle))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError('%s: not a record sidecar (%s)' % (path, err)) from None
+
+
+def read_sidecar(rec_path):
+    """Record index -> dict of that record's facts (e.g. `name`, `yaw` in degrees) from the
+    sidecar next to `rec_path`; {} when there is none.
+    ValueError naming the file when it exists but is not a sidecar."""
+    def records(sidecar):
+        return {int(key): dict(value) for key, value in sidecar['records'].items()}
+    return _sidecar_fact(rec_path, records) or {}
 
 
 def packed_top_shift(rec_path):
     """The box top shift `rec_path`'s records were laid out with, as pack_rec.py records it
     in the sidecar; None when there is no sidecar or it predates that fact (released data
     sets, older packs). ValueError naming the file when the sidecar is damaged."""
-    path = sidecar_path(rec_path)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as handle:
-            shift = json.load(handle).get('top_shift')
-        if shift is None:
-            return None
-        if isinstance(shift, bool) or not isinstance(shift, int) or shift < 0:
+    def top_shift(sidecar):
+        shift = sidecar.get('top_shift')
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, int)
+                                  or shift < 0):
             raise ValueError('top_shift is %r, not a pixel count' % (shift,))
         return shift
-    except (OSError, ValueError, AttributeError) as err:
-        raise ValueError('%s: not a record sidecar (%s)' % (path, err)) from None
+    return _sidecar_fact(rec_path, top_shift)
 
 
 def top_shift_for(rec_path, preset=None):

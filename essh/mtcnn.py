@@ -177,7 +177,7 @@ class MTCNNDetector:
 
     model_dir: folder of det1..det4-0001.params (default the bundled models/mtcnn; det4 only
     with refine_points);
-    ctx: MXNet context (default GPU 0 when there is one, else CPU); min_size: smallest face
+    ctx: MXNet context (default the CPU; a GPU only when passed); min_size: smallest face
     side searched, in pixels of the image the cascade runs on; thresholds: P-, R-, O-Net
     score cuts; retry_thresholds, retry_min_size: the cuts and the smallest face side of a
     second search of an image in which the first finds no face (retry_thresholds None: no
