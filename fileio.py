@@ -74,10 +74,11 @@ def check_writable_dir(directory, what='output folder'):
 
 @contextlib.contextmanager
 def removed_if_left_empty(directory):
-    """Run the body; when it raises an error, remove the folders on `directory`'s path that did
-    not exist before it and are still empty (deepest first), so a failed run leaves no empty
-    output folder behind. A folder that existed before, or that holds anything, is never
-    removed; an interrupted run (Ctrl-C, SIGTERM) is left as it stopped."""
+    """Run the body; when it raises an error or is interrupted (Ctrl-C, or SIGTERM where the
+    command turns it into SystemExit), remove the folders on `directory`'s path that did not
+    exist before it and are still empty (deepest first), so a run that stopped early leaves no
+    empty output folder behind. A folder that existed before, or that holds anything (an
+    interrupted training run's resume state), is never removed."""
     created = []
     path = os.path.abspath(directory or '.')
     while not os.path.lexists(path):
@@ -85,7 +86,7 @@ def removed_if_left_empty(directory):
         path = os.path.dirname(path)
     try:
         yield
-    except Exception:
+    except BaseException:   # an interruption too: only empty folders go, nothing written
         for path in created:
             try:
                 os.rmdir(path)
