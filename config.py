@@ -59,6 +59,9 @@ TRAINING = {
     'dataset': 'i3d',
     'pretrained': '',
     'pretrained_epoch': 0,
+    # Start the added stacks of a deeper network from --pretrained's last stack
+    # (symbols.heatmap_net.grow_stacks).
+    'grow_stacks': False,
     # Knowledge distillation (training/distillation.py): a teacher checkpoint whose heatmaps,
     # mixed in with this weight, become part of the targets; '' for none.
     'teacher': '',

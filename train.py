@@ -33,6 +33,10 @@ def parse_args(argv=None):
                    'folder, to fine-tune: its arrays fill the network\'s parameters of the same '
                    'name and shape (the rest start random, e.g. another final layer); refused '
                    'when they fill fewer than half of them (another architecture)')
+    p.add_argument('--grow-stacks', action='store_true',
+                   help='--pretrained has fewer stacks than --net-stacks: each added stack '
+                        'starts as a copy of its last one, fed through zeroed merge '
+                        'convolutions, so training starts at the pretrained model\'s heatmaps')
     p.add_argument('--teacher', default='', help='PREFIX,EPOCH of a checkpoint, or a model '
                    'folder, to distil from: its heatmaps of each training batch are mixed into '
                    'the targets (same input size, heatmap size and loss as the student)')
@@ -129,17 +133,22 @@ def checkpoint_spec(flag, value, folder_allowed=False):
 
 
 def build_config(args):
-    if args.resume and (args.pretrained or args.force):
+    if args.resume and (args.pretrained or args.grow_stacks or args.force):
         # A resumed run continues from its own saved weights and files: --pretrained would
-        # not be loaded and --force would remove nothing.
+        # not be loaded (nor grown) and --force would remove nothing.
         raise ValueError('--resume continues the run saved under --prefix from its own weights; '
                          'drop %s' % ' and '.join(
                              flag for flag, given in (('--pretrained', args.pretrained),
+                                                      ('--grow-stacks', args.grow_stacks),
                                                       ('--force', args.force)) if given))
     overrides = {k: getattr(args, k) for k in CONFIG_FLAGS if getattr(args, k) is not None}
     if args.pretrained:
         prefix, epoch = checkpoint_spec('--pretrained', args.pretrained, folder_allowed=True)
         overrides.update(pretrained=prefix, pretrained_epoch=epoch)
+    if args.grow_stacks:
+        if not args.pretrained:
+            raise ValueError('--grow-stacks needs --pretrained, the checkpoint to grow')
+        overrides['grow_stacks'] = True
     if args.teacher:
         prefix, epoch = checkpoint_spec('--teacher', args.teacher, folder_allowed=True)
         overrides.update(teacher=prefix, teacher_epoch=epoch,

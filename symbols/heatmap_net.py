@@ -1,5 +1,6 @@
 """The stacked heatmap network: stem, stacks of hourglass or SAT, per-stack heads and losses."""
 import json
+import re
 
 import mxnet as mx
 
@@ -67,6 +68,10 @@ def validate(cfg):
         raise ValueError('net_n must be 1..%d for %d x %d heatmaps (each level halves them), '
                          'got %r' % (deepest, cfg['output_label_size'],
                                      cfg['output_label_size'], cfg['net_n']))
+    if cfg.get('grow_stacks') and cfg['net_dcn'] in (1, 3):
+        raise ValueError('grow_stacks needs a plain merge between stacks: net_dcn %d puts a '
+                         'deformable convolution there, which no setting makes a no-op'
+                         % cfg['net_dcn'])
     if cfg['net_coherent']:
         if cfg['num_classes'] != len(FLIP_ORDER):
             raise ValueError('net_coherent needs the 68-point mirror permutation, '
@@ -137,6 +142,50 @@ def build(cfg):
                                        grad_scale=COHERENT_WEIGHT))
     outputs.append(mx.sym.BlockGrad(heatmap))
     return mx.sym.Group(outputs)
+
+
+def grow_stacks(arg_params, aux_params, num_stacks, source='the checkpoint'):
+    """A checkpoint's (arg, aux) arrays for the same network with `num_stacks` stacks, more
+    than it has, that gives the checkpoint's own heatmaps: each added stack is a copy of its
+    last stack (body and head), and the 1 x 1 convolutions that merge a stack's features and
+    heatmaps into the next one's input (`stack<i>_ll2`, `stack<i>_out2`) start at zero, so
+    every added stack sees the input the last one saw. Training then starts where the
+    checkpoint ended instead of from a random second stack. ValueError naming `source` when
+    its arrays are not a stacked heatmap network with fewer stacks."""
+    if 'heatmap_weight' not in arg_params:
+        raise ValueError('%s: no heatmap_weight array, so not a checkpoint of this toolkit\'s '
+                         'heatmap networks to grow' % source)
+    have = 1 + sum(bool(re.fullmatch(r'heatmap\d+_weight', name)) for name in arg_params)
+    if num_stacks <= have:
+        raise ValueError('%s has %d stack%s; growing needs --net-stacks above that, got %d'
+                         % (source, have, '' if have == 1 else 's', num_stacks))
+    last = have - 1
+    num_classes, num_filter = arg_params['heatmap_weight'].shape[:2]
+
+    def copies(params, stack):
+        """The last stack's body arrays renamed for `stack`."""
+        copied = {}
+        for name, value in params.items():
+            for body in ('stack', 'sat'):
+                old = '%s%d_' % (body, last)
+                if name.startswith(old):
+                    copied['%s%d_' % (body, stack) + name[len(old):]] = value.copy()
+        return copied
+
+    arg, aux = dict(arg_params), dict(aux_params)
+    head = {name[len('heatmap_'):]: value for name, value in arg_params.items()
+            if name.startswith('heatmap_')}
+    for stack in range(last, num_stacks - 1):
+        arg.update({'heatmap%d_%s' % (stack, part): value.copy() for part, value in head.items()})
+        for merge, inputs in (('ll2', num_filter), ('out2', num_classes)):
+            arg['stack%d_%s_weight' % (stack, merge)] = mx.nd.zeros(
+                (num_filter, inputs, 1, 1), dtype=head['weight'].dtype)
+            arg['stack%d_%s_bias' % (stack, merge)] = mx.nd.zeros(
+                (num_filter,), dtype=head['weight'].dtype)
+    for stack in range(have, num_stacks):
+        arg.update(copies(arg_params, stack))
+        aux.update(copies(aux_params, stack))
+    return arg, aux
 
 
 def heatmap_output(symbol):

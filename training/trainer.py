@@ -24,6 +24,7 @@ import numpy as np
 
 from inference.model_dir import checkpoint_prefix
 from symbols import checkpoint, get_symbol, initializer
+from symbols.heatmap_net import grow_stacks
 from symbols.precision import MIN_BF16_TRAINING_CHANNELS, bf16_training_graph, check_dtype
 
 from .distillation import Teacher
@@ -259,6 +260,8 @@ class Trainer:
             path = checkpoint.params_path(checkpoint_prefix(self.cfg['pretrained']),
                                           self.cfg['pretrained_epoch'])
             arg, aux = checkpoint.load_params(path)
+            if self.cfg.get('grow_stacks'):
+                arg, aux = grow_stacks(arg, aux, self.cfg['net_stacks'], source=path)
             arg_shapes, aux_shapes = param_shapes(self.symbol, self.train_iter.provide_data,
                                                   self.train_iter.provide_label)
             for inputs in ('data', 'softmax_label'):
