@@ -120,6 +120,16 @@ def standard_error(values):
     return float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
+def paired_spread(errors_a, errors_b):
+    """(median of the per-image differences a - b, share of images on which a is strictly
+    lower), both NaN for no images: whether a mean difference is broad or the work of a few
+    images (a median on the other side of zero, or near it, says few)."""
+    difference = np.asarray(errors_a, dtype=np.float64) - np.asarray(errors_b, dtype=np.float64)
+    if not len(difference):
+        return float('nan'), float('nan')
+    return float(np.median(difference)), float((difference < 0).mean())
+
+
 def paired_difference(errors_a, errors_b):
     """Mean of the per-image differences a - b and its standard error (both NaN for no
     images). Pairing takes out the images' shared difficulty, so the error is much smaller

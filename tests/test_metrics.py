@@ -88,10 +88,24 @@ def test_end_to_end_summary_prints_regions_and_jaw_components_of_faces_both_foun
     assert re.search(r'along 10\.000% / across 0\.000%, ends [+-]0\.00% towards the chin$', ours)
     assert 'jaw 0.000%' in dlib and 'mouth 0.000%' in dlib
     # 17 of 68 points 10% off: 2.5% per face for ours; dlib is 0 on the face both found.
-    difference = lines[-1]
+    difference, spread = lines[-2:]
     all_photos = 100 * (result.errors('ours') - result.errors('dlib')).mean()
     assert difference.startswith('paired by photo, ours - dlib: both-found +2.500% (SE nan)')
     assert difference.endswith('all %+.3f%% (SE %.3f)' % (all_photos, abs(all_photos - 2.5)))
+    # Ours' jaw is 10% off on the one face both found, where dlib is exact.
+    assert spread == ('both-found per photo: median ours - dlib +2.500%; ours lower on 0% of '
+                      'the photos, on the jaw on 0%')
+
+
+def test_paired_spread_is_the_median_difference_and_the_share_where_a_is_lower():
+    median, lower = metrics.paired_spread([0.05, 0.07, 0.06, 0.10, 0.02],
+                                          [0.04, 0.08, 0.05, 0.06, 0.02])
+    # Differences 0.01, -0.01, 0.01, 0.04, 0: median 0.01; a tie is not lower.
+    assert median == pytest.approx(0.01) and lower == pytest.approx(0.2)
+    # A mean carried by one image: the median and the share say so.
+    median, lower = metrics.paired_spread([0.01, 0.01, 0.01, 0.50], [0.02, 0.02, 0.02, 0.02])
+    assert median == pytest.approx(-0.01) and lower == pytest.approx(0.75)
+    assert all(np.isnan(value) for value in metrics.paired_spread([], []))
 
 
 def test_paired_difference_is_the_mean_difference_with_its_standard_error():
