@@ -48,7 +48,9 @@ def heatmaps(symbol, arg, aux, data):
     ('hourglass', 1, 3, {}),
     ('hourglass', 2, 3, {}),
     ('satnet', 1, 2, {'net_block': 'cab'}),
-], ids=['hourglass-1-to-2', 'hourglass-1-to-3', 'hourglass-2-to-3', 'satnet-1-to-2'])
+    ('hourglass', 1, 2, {'net_dcn': 2}),
+], ids=['hourglass-1-to-2', 'hourglass-1-to-3', 'hourglass-2-to-3', 'satnet-1-to-2',
+        'deformable-heads-1-to-2'])
 def test_grown_network_gives_the_checkpoints_heatmaps(network, have, grown, overrides):
     small = build(network_config(network, have, **overrides))
     large = build(network_config(network, grown, **overrides))
