@@ -39,11 +39,17 @@ def nme(pred_points, gt_points, mode='eye'):
     return point_errors(pred_points, gt_points, mode).mean(axis=1)
 
 
+def region_errors(errors):
+    """{region: (N,) mean normalised error of its points in each image} of (N, 68) point
+    errors over data.landmarks.REGIONS."""
+    errors = np.asarray(errors, dtype=np.float64)
+    return {name: errors[:, first:last + 1].mean(axis=1)
+            for name, (first, last) in REGIONS.items()}
+
+
 def nme_by_region(errors):
     """{region: mean normalised error} of (N, 68) point errors over data.landmarks.REGIONS."""
-    errors = np.asarray(errors, dtype=np.float64)
-    return {name: float(errors[:, first:last + 1].mean())
-            for name, (first, last) in REGIONS.items()}
+    return {name: float(per_image.mean()) for name, per_image in region_errors(errors).items()}
 
 
 def jaw_error_components(pred_points, gt_points, mode='eye'):

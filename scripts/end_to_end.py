@@ -23,7 +23,6 @@ import numpy as np
 
 from console import progress as progress_bar
 from data.images import read_image
-from data.landmarks import REGIONS
 from data.readers import read_pts
 from data.recordio import unpack_record
 from data.records import RecordFile
@@ -105,14 +104,19 @@ class EndToEnd:
     missed: dict = field(default_factory=lambda: {p: [] for p in PIPELINES})
     seconds: dict = field(default_factory=lambda: {p: 0.0 for p in PIPELINES})
 
+    def point_errors(self, pipeline):
+        """(photos, 68) normalised errors of each point."""
+        return metrics.point_errors(np.array(self.points[pipeline]),
+                                    np.array(self.ground_truth), 'eye')
+
     def errors(self, pipeline):
-        return metrics.nme(np.array(self.points[pipeline]), np.array(self.ground_truth), 'eye')
+        return self.point_errors(pipeline).mean(axis=1)
 
     def region_line(self, pipeline, both):
         """NME by face region on the faces both found, and the jaw's error split along and
         across its contour (metrics.jaw_error_components)."""
         pred, gt = np.array(self.points[pipeline])[both], np.array(self.ground_truth)[both]
-        regions = metrics.nme_by_region(metrics.point_errors(pred, gt, 'eye'))
+        regions = metrics.nme_by_region(self.point_errors(pipeline)[both])
         along, across, ends = metrics.jaw_error_components(pred, gt, 'eye')
         return ('      both-found by region: %s; jaw along %.3f%% / across %.3f%%, ends %+.2f%% '
                 'towards the chin' % ('  '.join('%s %.3f%%' % (name, value * 100)
@@ -140,18 +144,13 @@ class EndToEnd:
                                          metrics.paired_difference(ours[both], dlib[both]) +
                                          metrics.paired_difference(ours, dlib)))
         median, ours_lower = metrics.paired_spread(ours[both], dlib[both])
-        _, jaw_lower = metrics.paired_spread(self.jaw_errors('ours')[both],
-                                             self.jaw_errors('dlib')[both])
+        ours_jaw, dlib_jaw = (metrics.region_errors(self.point_errors(pipeline))['jaw'][both]
+                              for pipeline in ('ours', 'dlib'))
+        _, jaw_lower = metrics.paired_spread(ours_jaw, dlib_jaw)
         lines.append('both-found per photo: median ours - dlib %+.3f%%; ours lower on %.0f%% '
                      'of the photos, on the jaw on %.0f%%'
                      % (100 * median, 100 * ours_lower, 100 * jaw_lower))
         return lines
-
-    def jaw_errors(self, pipeline):
-        """Per-photo mean error of the jaw's points."""
-        first, last = REGIONS['jaw']
-        return metrics.point_errors(np.array(self.points[pipeline]), np.array(self.ground_truth),
-                                    'eye')[:, first:last + 1].mean(axis=1)
 
     def ced_curves(self):
         """{label: per-photo errors} with misses as errors past any threshold."""
