@@ -97,15 +97,22 @@ def save_tiny_checkpoint(prefix, seed=0, net_loss='l2'):
     from symbols.checkpoint import save_checkpoint
     symbol = symbols.get_symbol('hg2d3-cab', multiplier=0.25, net_n=2, net_loss=net_loss)
     arg_params, aux_params = symbols.init_params(symbol, (1, 3, 128, 128))
+    randomise_params(arg_params, aux_params, seed)
+    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    return prefix
+
+
+def randomise_params(arg_params, aux_params, seed, biases=False):
+    """Move BatchNorm's scales, shifts and statistics (and with `biases` every `_bias`) away
+    from their initial values, in place: a test then sees where each array lands."""
     rng = np.random.RandomState(seed)
+    shifts = ('_moving_mean', '_beta', '_bias') if biases else ('_moving_mean', '_beta')
     for params in (arg_params, aux_params):
         for name, value in params.items():
             if name.endswith(('_moving_var', '_gamma')):
-                params[name][:] = rng.uniform(0.5, 1.5, value.shape)
-            elif name.endswith(('_moving_mean', '_beta')):
-                params[name][:] = rng.normal(0.0, 0.1, value.shape)
-    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
-    return prefix
+                value[:] = rng.uniform(0.5, 1.5, value.shape)
+            elif name.endswith(shifts):
+                value[:] = rng.normal(0.0, 0.1, value.shape)
 
 
 def face_like_crops(count, seed=0):

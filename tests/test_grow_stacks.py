@@ -9,6 +9,7 @@ import train
 from symbols import heatmap_output, init_params
 from symbols.checkpoint import save_checkpoint
 from symbols.heatmap_net import build, grow_stacks, validate
+from helpers import randomise_params
 from test_train_checks import batches, tiny_config
 from training import Trainer
 
@@ -22,16 +23,10 @@ def network_config(network, stacks, **overrides):
 
 
 def random_params(symbol, seed):
-    """Fresh weights with BatchNorm statistics and merge convolutions away from their
-    initial values, so a copy that lands in the wrong place changes the output."""
+    """Fresh weights with BatchNorm statistics and biases (the merge convolutions' too) away
+    from their initial values, so a copy that lands in the wrong place changes the output."""
     arg, aux = init_params(symbol, DATA_SHAPE)
-    rng = np.random.RandomState(seed)
-    for params in (arg, aux):
-        for name, value in params.items():
-            if name.endswith(('_moving_var', '_gamma')):
-                value[:] = rng.uniform(0.5, 1.5, value.shape)
-            elif name.endswith(('_moving_mean', '_beta', '_bias')):
-                value[:] = rng.normal(0.0, 0.1, value.shape)
+    randomise_params(arg, aux, seed, biases=True)
     return arg, aux
 
 
